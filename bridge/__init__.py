@@ -1,0 +1,1 @@
+"""oz-bridge: Oz cloud agent runs, told where teams already talk."""

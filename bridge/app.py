@@ -1,0 +1,166 @@
+"""Composition root: builds every part from settings, starts and stops them in order."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bridge.delivery import DeliveryWorker
+from bridge.logs import get_logger, redactor
+from bridge.metrics import Metrics
+from bridge.notifiers.base import Notifier
+from bridge.notifiers.registry import NotifierDeps, build_notifiers
+from bridge.oz import build_client
+from bridge.poller import Poller
+from bridge.settings import Settings
+from bridge.store import outbox
+from bridge.store.engine import create_engine, migrate, sqlite_path
+from bridge.web import build_web_app
+
+log = get_logger("bridge.app")
+POLL_JOB = "poll"
+
+
+def secrets_of(settings: Settings) -> list[str | None]:
+    values = [settings.oz.api_key, settings.slack.bot_token, settings.slack.signing_secret, settings.slack.app_token]
+    values += [getattr(target, "secret", None) for target in settings.targets.values()]
+    return [v.get_secret_value() if v is not None else None for v in values]
+
+
+class Bridge:
+    """The running service: poller, delivery workers and HTTP server over one database."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.engine: AsyncEngine = create_engine(settings.database_url)
+        self.oz = build_client(settings.oz)
+        self.http: aiohttp.ClientSession | None = None
+        self.notifiers: dict[str, Notifier] = {}
+        self.delivery: DeliveryWorker | None = None
+        self.poller: Poller | None = None
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._runner: web.AppRunner | None = None
+        self._poll_lock = asyncio.Lock()
+        self.port: int | None = None
+        redactor.register(secrets_of(settings))
+
+    async def start(self) -> None:
+        await migrate(self.engine)
+        if sqlite_path(self.settings.database_url) is not None:
+            # One replica on SQLite: claims left by a killed process are ours to take back.
+            async with self.engine.begin() as conn:
+                await outbox.release_claims(conn)
+        self.http = aiohttp.ClientSession()
+        self.notifiers = build_notifiers(self.settings, NotifierDeps(http=self.http))
+        self.delivery = DeliveryWorker(self.engine, self.notifiers, self.settings.delivery, self.metrics)
+        self.poller = Poller(
+            self.engine,
+            self.oz,
+            self.settings.poll,
+            self.settings.routes,
+            self.metrics,
+            on_committed=self.delivery.wake,
+        )
+        await self.poller.prepare()
+        self._tasks.append(asyncio.create_task(self.delivery.run(), name="delivery"))
+        await self._start_http()
+        self.scheduler.add_job(
+            self._poll_job,
+            "interval",
+            seconds=self.settings.poll.interval,
+            id=POLL_JOB,
+            coalesce=True,
+            max_instances=1,
+            next_run_time=datetime.now(UTC),
+        )
+        self.scheduler.start()
+        log.info("oz-bridge started", port=self.port, targets=sorted(self.settings.targets))
+
+    async def _start_http(self) -> None:
+        app = build_web_app(self.readiness, self.render_metrics)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+        await site.start()
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
+
+    async def _poll_job(self) -> None:
+        assert self.poller is not None
+        async with self._poll_lock:
+            backoff = await self.poller.tick()
+        if backoff is not None:
+            self.scheduler.modify_job(POLL_JOB, next_run_time=datetime.now(UTC) + timedelta(seconds=backoff))
+
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            return False, {"reason": f"database unreachable ({type(exc).__name__})"}
+        last = self.poller.last_success if self.poller else None
+        if last is None:
+            return False, {"reason": "no successful poll yet"}
+        age = (datetime.now(UTC) - last).total_seconds()
+        detail: dict[str, Any] = {"last_poll_success": last.isoformat(), "last_poll_age_seconds": round(age, 3)}
+        if age > 3 * self.settings.poll.interval:
+            error = self.poller.last_error if self.poller else None
+            return False, {**detail, "reason": "no successful poll within 3 poll intervals", "poll_error": error}
+        return True, detail
+
+    async def render_metrics(self) -> bytes:
+        try:
+            async with self.engine.connect() as conn:
+                counts = await outbox.counts_by_status(conn)
+            self.metrics.set_outbox_counts(counts, sorted(self.settings.targets))
+        except Exception:
+            log.warning("could not refresh outbox gauges", exc_info=True)
+        return self.metrics.render()
+
+    async def pending_deliveries(self) -> int:
+        async with self.engine.connect() as conn:
+            counts = await outbox.counts_by_status(conn)
+        return sum(n for (_target, status), n in counts.items() if status == outbox.PENDING)
+
+    async def stop(self) -> None:
+        """Stop polling, finish in-flight deliveries within the grace period, close."""
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        try:
+            # A poll in flight commits its page or rolls back; either way nothing is lost.
+            await asyncio.wait_for(self._poll_lock.acquire(), timeout=self.settings.delivery.shutdown_grace)
+        except TimeoutError:
+            log.warning("a poll was still running at shutdown; its page will be read again")
+        if self.delivery is not None:
+            await self.delivery.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        for notifier in self.notifiers.values():
+            await notifier.close()
+        if self.http is not None:
+            await self.http.close()
+        await self.oz.close()
+        await self.engine.dispose()
+        log.info("oz-bridge stopped")
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    bridge = Bridge(settings)
+    try:
+        await bridge.start()
+        await stop.wait()
+    finally:
+        await bridge.stop()

@@ -1,0 +1,42 @@
+"""Checks across sections that a single field validator cannot see."""
+
+from __future__ import annotations
+
+from bridge.routing import pattern_problem
+from bridge.settings import Settings, SlackTarget
+
+
+def problems(settings: Settings) -> list[str]:
+    """Every cross-reference problem, one line each, naming the key."""
+    found: list[str] = []
+    defined = sorted(settings.targets)
+    seen_names: set[str] = set()
+    for index, route in enumerate(settings.routes):
+        where = f"routes[{index}]"
+        if route.name in seen_names:
+            found.append(f"{where}.name: {route.name!r} is used by an earlier route; route names must be unique")
+        seen_names.add(route.name)
+        for position, pattern in enumerate(route.events):
+            problem = pattern_problem(pattern)
+            if problem:
+                found.append(f"{where}.events[{position}]: {problem}")
+        for position, target_name in enumerate(route.to):
+            if target_name not in settings.targets:
+                known = ", ".join(defined) or "none are defined"
+                found.append(f"{where}.to[{position}]: unknown target {target_name!r}; defined targets: {known}")
+    if settings.slack.bot_token is None:
+        for name, target in settings.targets.items():
+            if isinstance(target, SlackTarget):
+                found.append(f"targets.{name}: a slack target needs SLACK_BOT_TOKEN to be set")
+    return found
+
+
+def warnings(settings: Settings) -> list[str]:
+    """Things that are allowed but probably not meant."""
+    used = {target for route in settings.routes for target in route.to}
+    notes = [f"targets.{name}: no route sends to it" for name in settings.targets if name not in used]
+    if not settings.routes:
+        notes.append("routes: none are defined, so no event will be delivered anywhere")
+    if settings.poll.lookback < settings.poll.interval:
+        notes.append("poll.lookback: shorter than poll.interval; late-visible updates may be missed")
+    return notes

@@ -1,0 +1,115 @@
+"""The event model: what the diff engine emits and every notifier receives.
+
+An event is plain data. Its ``id`` is derived from *what changed*, never from
+when the bridge noticed it, so re-reading a run after a crash or a sweep
+reproduces the same id and receivers can deduplicate on ``webhook-id``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+JSONDict = dict[str, Any]
+
+STATE_EVENT_TYPES: dict[str, str] = {
+    "QUEUED": "run.queued",
+    "PENDING": "run.pending",
+    "CLAIMED": "run.claimed",
+    "INPROGRESS": "run.started",
+    "SUCCEEDED": "run.succeeded",
+    "FAILED": "run.failed",
+    "BLOCKED": "run.blocked",
+    "ERROR": "run.errored",
+    "CANCELLED": "run.cancelled",
+}
+UNKNOWN_STATE_EVENT = "run.state_changed"
+RUN_CREATED = "run.created"
+
+ARTIFACT_EVENT_TYPES: dict[str, str] = {
+    "PLAN": "artifact.plan",
+    "PULL_REQUEST": "artifact.pull_request",
+    "SCREENSHOT": "artifact.screenshot",
+    "FILE": "artifact.file",
+    "EXTERNAL_REFERENCE": "artifact.external_reference",
+}
+
+TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "ERROR", "CANCELLED"})
+CANCELLABLE_STATES = frozenset({"QUEUED", "PENDING", "CLAIMED", "INPROGRESS"})
+
+KNOWN_EVENT_TYPES: tuple[str, ...] = (
+    RUN_CREATED,
+    *STATE_EVENT_TYPES.values(),
+    UNKNOWN_STATE_EVENT,
+    *ARTIFACT_EVENT_TYPES.values(),
+)
+
+
+def state_event_type(state: str) -> str:
+    return STATE_EVENT_TYPES.get(state, UNKNOWN_STATE_EVENT)
+
+
+def artifact_event_type(artifact_type: str) -> str:
+    return ARTIFACT_EVENT_TYPES.get(artifact_type, f"artifact.{artifact_type.lower()}")
+
+
+def event_id(run_id: str, *parts: str) -> str:
+    """A stable id for one change of one run: same inputs, same id, forever."""
+    digest = hashlib.sha256("\x1f".join((run_id, *parts)).encode()).hexdigest()
+    return f"evt_{digest[:32]}"
+
+
+def rfc3339(moment: datetime) -> str:
+    text = moment.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+@dataclass(frozen=True)
+class Event:
+    """One detected change of a run, as it travels from diff to notifiers.
+
+    ``run`` is the run exactly as the API returned it (JSON-ready); ``artifact``
+    is the new artifact for ``artifact.*`` events and ``None`` otherwise.
+    """
+
+    id: str
+    type: str
+    run_id: str
+    created_at: str
+    run: JSONDict
+    previous_state: str | None = None
+    artifact: JSONDict | None = field(default=None)
+
+    def to_payload(self) -> JSONDict:
+        """The webhook body of the contract, field for field."""
+        return {
+            "id": self.id,
+            "type": self.type,
+            "created_at": self.created_at,
+            "run": self.run,
+            "previous_state": self.previous_state,
+            "artifact": self.artifact,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: JSONDict) -> Event:
+        run = payload["run"]
+        return cls(
+            id=payload["id"],
+            type=payload["type"],
+            run_id=run["run_id"],
+            created_at=payload["created_at"],
+            run=run,
+            previous_state=payload.get("previous_state"),
+            artifact=payload.get("artifact"),
+        )
+
+    @property
+    def state(self) -> str:
+        return str(self.run.get("state", ""))
+
+    @property
+    def is_artifact(self) -> bool:
+        return self.type.startswith("artifact.")

@@ -1,0 +1,105 @@
+"""Structured logging with structlog; every line passes through secret redaction.
+
+Standard-library loggers (aiohttp, apscheduler, the SDKs) are routed through
+the same processors, so a token can't slip out through a library's message.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any
+
+import structlog
+
+REDACTED = "[redacted]"
+_SECRET_KEYS = re.compile(r"(token|secret|password|api_key|apikey|authorization|signature)", re.IGNORECASE)
+# Shapes of credentials worth catching even when nobody registered them.
+_SECRET_SHAPES = re.compile(r"(xox[abprs]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|whsec_[A-Za-z0-9+/=]+|Bearer\s+\S+)")
+
+
+class Redactor:
+    """Replaces known secret values and credential-shaped strings in log events."""
+
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+
+    def register(self, secrets: Iterable[str | None]) -> None:
+        self._secrets.update(s for s in secrets if s and len(s) >= 4)
+
+    def scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return _SECRET_SHAPES.sub(REDACTED, text)
+
+    def _clean(self, key: str, value: Any) -> Any:
+        if _SECRET_KEYS.search(key) and value not in (None, "", False):
+            return REDACTED
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, dict):
+            return {k: self._clean(str(k), v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._clean(key, v) for v in value]
+        if isinstance(value, BaseException):
+            return self.scrub(f"{type(value).__name__}: {value}")
+        return value
+
+    def __call__(self, _logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        for key in list(event_dict):
+            event_dict[key] = self._clean(key, event_dict[key])
+        return event_dict
+
+
+redactor = Redactor()
+
+
+def _scrub_rendered(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    # Tracebacks are rendered late; scrub them once they are text.
+    if isinstance(event_dict.get("exception"), str):
+        event_dict["exception"] = redactor.scrub(event_dict["exception"])
+    return event_dict
+
+
+def configure(log_format: str | None = None, level: str = "info", stream: Any = None) -> None:
+    stream = stream or sys.stderr
+    if log_format is None:
+        log_format = "console" if stream.isatty() else "json"
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redactor,
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if log_format == "json"
+        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    )
+    final: list[Any] = [structlog.processors.format_exc_info, _scrub_rendered] if log_format == "json" else []
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("apscheduler", "aiohttp.access", "httpx", "httpcore", "oz_agent_sdk", "slack_sdk"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    return structlog.stdlib.get_logger(name)  # type: ignore[no-any-return]

@@ -1,0 +1,1 @@
+"""Target types: one module each behind the ``Notifier`` protocol."""

@@ -1,0 +1,33 @@
+"""Which notifier serves which target type: the one place that maps config to code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from bridge.notifiers.base import Notifier
+from bridge.notifiers.console import ConsoleNotifier
+from bridge.notifiers.webhook import WebhookNotifier
+from bridge.settings import ConsoleTarget, Settings, SlackTarget, WebhookTarget
+
+
+@dataclass
+class NotifierDeps:
+    """Shared resources notifiers may need, built once by the composition root."""
+
+    http: aiohttp.ClientSession
+    slack: Any = None  # the Slack notifier factory's shared state, when Slack is configured
+
+
+def build_notifiers(settings: Settings, deps: NotifierDeps) -> dict[str, Notifier]:
+    notifiers: dict[str, Notifier] = {}
+    for name, target in settings.targets.items():
+        if isinstance(target, WebhookTarget):
+            notifiers[name] = WebhookNotifier(target, deps.http)
+        elif isinstance(target, ConsoleTarget):
+            notifiers[name] = ConsoleNotifier()
+        elif isinstance(target, SlackTarget) and deps.slack is not None:
+            notifiers[name] = deps.slack.notifier_for(target)
+    return notifiers

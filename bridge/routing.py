@@ -1,0 +1,93 @@
+"""Pure routing: which targets an event reaches, from the routes in config.
+
+An event goes to the union of the targets of every matching route, once per
+target, in the order the routes name them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from fnmatch import fnmatchcase
+
+from bridge.events import KNOWN_EVENT_TYPES, Event, JSONDict
+from bridge.settings import RouteSettings
+
+_PATTERN_CHARS = re.compile(r"^[a-z0-9_.*?\[\]!-]+$")
+_FAMILIES = ("run.", "artifact.")
+
+
+def pattern_problem(pattern: str) -> str | None:
+    """Why an event pattern can never be what its author meant, or ``None``."""
+    if not _PATTERN_CHARS.match(pattern):
+        return (
+            f"{pattern!r} is not an event pattern (lower-case names and the globs * ? [ ]), e.g. run.failed, run.*, *"
+        )
+    if pattern.count("[") != pattern.count("]"):
+        return f"{pattern!r} has an unbalanced [ ]"
+    if not any(c in pattern for c in "*?[") and pattern.startswith("run.") and pattern not in KNOWN_EVENT_TYPES:
+        known = ", ".join(t for t in KNOWN_EVENT_TYPES if t.startswith("run."))
+        return f"{pattern!r} is not an event type; run events are {known}"
+    if pattern[0] not in "*?[" and not pattern.startswith(_FAMILIES):
+        return f"{pattern!r} matches no event: event types start with run. or artifact."
+    return None
+
+
+def _creator_values(event: Event) -> list[str]:
+    creator = event.run.get("creator") or {}
+    return [str(creator[k]) for k in ("uid", "email", "display_name") if creator.get(k)]
+
+
+def _config(event: Event) -> JSONDict:
+    config = event.run.get("agent_config")
+    return config if isinstance(config, dict) else {}
+
+
+def _skill_values(event: Event) -> list[str]:
+    skill = event.run.get("agent_skill") or {}
+    values = [_config(event).get("skill_spec")]
+    values += [skill.get(k) for k in ("name", "full_path", "bundled_skill_id")]
+    return [str(v) for v in values if v]
+
+
+def _one(value: object) -> list[str]:
+    return [str(value)] if value else []
+
+
+# Each matcher field of a route and how to read the values it compares from an event.
+_MATCHERS: dict[str, Callable[[Event], list[str]]] = {
+    "sources": lambda e: _one(e.run.get("source")),
+    "states": lambda e: _one(e.run.get("state")),
+    "creators": _creator_values,
+    "names": lambda e: _one(_config(e).get("name")),
+    "environments": lambda e: _one(_config(e).get("environment_id")),
+    "skills": _skill_values,
+    "artifact_types": lambda e: _one((e.artifact or {}).get("artifact_type")),
+}
+
+
+def _any_matches(patterns: Iterable[str], values: list[str]) -> bool:
+    lowered = [v.lower() for v in values]
+    return any(fnmatchcase(v, p.lower()) for p in patterns for v in lowered)
+
+
+def route_matches(route: RouteSettings, event: Event) -> bool:
+    if not any(fnmatchcase(event.type, pattern) for pattern in route.events):
+        return False
+    for field, read in _MATCHERS.items():
+        patterns = getattr(route, field)
+        if patterns is not None and not _any_matches(patterns, read(event)):
+            return False
+    return True
+
+
+def matching_routes(event: Event, routes: Sequence[RouteSettings]) -> list[RouteSettings]:
+    return [route for route in routes if route_matches(route, event)]
+
+
+def targets_for(event: Event, routes: Sequence[RouteSettings]) -> list[str]:
+    """Target names the event reaches, each once, in first-mentioned order."""
+    targets: dict[str, None] = {}
+    for route in matching_routes(event, routes):
+        targets.update(dict.fromkeys(route.to))
+    return list(targets)

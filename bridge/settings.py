@@ -1,0 +1,352 @@
+"""Settings: YAML file + environment + command line, validated in one place.
+
+Precedence is the contract's: command-line flag, then environment, then YAML,
+then default. ``${NAME}`` in YAML is replaced from the environment, and a
+missing variable is a config error that names the key, never a silent blank.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_CONFIG_PATH = "config/bridge.yaml"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+class ConfigError(Exception):
+    """Every problem found in the configuration, one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a number or a string such as ``15``, ``90s``, ``5m``, ``24h``."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 15, 90s, 5m or 24h")
+    if isinstance(value, int | float):
+        return float(value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a duration; use a number of seconds or 500ms, 90s, 5m, 24h, 1d")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+
+
+def parse_start(value: str, now: datetime) -> datetime:
+    """The first-boot start point: ``now``, an RFC3339 time, or a duration back from now."""
+    if value.strip().lower() == "now":
+        return now
+    try:
+        return now - timedelta(seconds=parse_duration(value))
+    except ValueError:
+        pass
+    moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# Filters the poller owns itself; a user setting them would break the cursor.
+_POLLER_OWNED_FILTERS = {"cursor", "limit", "sort_by", "sort_order", "updated_after"}
+_KNOWN_FILTERS = {
+    "ancestor_run_id", "artifact_type", "automation_id", "created_after", "created_before", "creator",
+    "environment_id", "execution_location", "executor", "factory_uid", "metadata", "model_id", "name",
+    "q", "schedule_id", "skill", "skill_spec", "source", "state",
+}  # fmt: skip
+
+
+class PollSettings(_Section):
+    interval: Duration = 15.0
+    lookback: Duration = 30.0
+    sweep: Duration = 15.0
+    start: str = "now"
+    page_size: int = Field(default=100, ge=1, le=1000)
+    filters: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("start")
+    @classmethod
+    def _start_is_readable(cls, value: str) -> str:
+        try:
+            parse_start(value, datetime.now(UTC))
+        except ValueError:
+            raise ValueError(f"{value!r} is not 'now', an RFC3339 time or a duration such as 24h") from None
+        return value
+
+    @field_validator("filters")
+    @classmethod
+    def _filters_are_known(cls, value: dict[str, Any]) -> dict[str, Any]:
+        owned = sorted(set(value) & _POLLER_OWNED_FILTERS)
+        if owned:
+            raise ValueError(f"{', '.join(owned)}: set by the poller itself, not allowed as a filter")
+        unknown = sorted(set(value) - _KNOWN_FILTERS)
+        if unknown:
+            allowed = ", ".join(sorted(_KNOWN_FILTERS))
+            raise ValueError(f"unknown filter {', '.join(unknown)}; allowed: {allowed}")
+        return value
+
+
+class WebhookTarget(_Section):
+    type: Literal["webhook"]
+    url: AnyHttpUrl
+    secret: SecretStr | None = None
+    timeout: Duration = 10.0
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_is_standard(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("whsec_"):
+            raise ValueError("must be a Standard Webhooks secret starting with whsec_")
+        return value
+
+
+class SlackTarget(_Section):
+    type: Literal["slack"]
+    channel: str = Field(min_length=1)
+
+
+class ConsoleTarget(_Section):
+    type: Literal["console"]
+
+
+Target = Annotated[WebhookTarget | SlackTarget | ConsoleTarget, Field(discriminator="type")]
+
+
+class RouteSettings(_Section):
+    name: str = Field(min_length=1)
+    events: list[str] = Field(min_length=1)
+    to: list[str] = Field(min_length=1)
+    sources: list[str] | None = None
+    states: list[str] | None = None
+    creators: list[str] | None = None
+    names: list[str] | None = None
+    environments: list[str] | None = None
+    skills: list[str] | None = None
+    artifact_types: list[str] | None = None
+
+
+class SlackSettings(_Section):
+    bot_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    app_token: SecretStr | None = None
+    api_url: str = "https://slack.com/api/"
+    allowed_users: list[str] = Field(default_factory=list)
+    allowed_channels: list[str] = Field(default_factory=list)
+
+
+class OzSettings(_Section):
+    api_key: SecretStr | None = None
+    base_url: str = "https://app.warp.dev/api/v1"
+    timeout: Duration = 30.0
+
+
+class DeliverySettings(_Section):
+    concurrency: int = Field(default=16, ge=1, le=1024)
+    max_age: Duration = 24 * 3600.0
+    first_retry: Duration = 1.0
+    max_backoff: Duration = 300.0
+    max_retry_after: Duration = 3600.0
+    check_interval: Duration = 1.0
+    shutdown_grace: Duration = 10.0
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="OZ_BRIDGE_", env_nested_delimiter="__", extra="forbid", case_sensitive=False
+    )
+
+    database_url: str = "sqlite:///data/bridge.db"
+    host: str = "0.0.0.0"
+    port: int = Field(default=8080, ge=0, le=65535)
+    log_format: Literal["json", "console"] | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    poll: PollSettings = Field(default_factory=PollSettings)
+    oz: OzSettings = Field(default_factory=OzSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    targets: dict[str, Target] = Field(default_factory=dict)
+    routes: list[RouteSettings] = Field(default_factory=list)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_is_supported(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "sqlite+aiosqlite:///", "postgresql://", "postgresql+asyncpg://")):
+            raise ValueError("must be sqlite:///PATH or postgresql://…")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_level(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            _ContractEnvSource(settings_cls),
+            _YamlSource(settings_cls, _yaml_path.get("path")),
+        )
+
+
+# The variables the contract names outside the OZ_BRIDGE_<SECTION>__<KEY> scheme.
+_ENV_ALIASES: dict[str, tuple[str, ...]] = {
+    "WARP_API_KEY": ("oz", "api_key"),
+    "OZ_API_BASE_URL": ("oz", "base_url"),
+    "SLACK_BOT_TOKEN": ("slack", "bot_token"),
+    "SLACK_SIGNING_SECRET": ("slack", "signing_secret"),
+    "SLACK_APP_TOKEN": ("slack", "app_token"),
+    "SLACK_API_URL": ("slack", "api_url"),
+    "OZ_BRIDGE_POLL_INTERVAL": ("poll", "interval"),
+}
+
+_yaml_path: dict[str, Path | None] = {}
+
+
+class _ContractEnvSource(PydanticBaseSettingsSource):
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, (section, key) in _ENV_ALIASES.items():
+            if os.environ.get(name):
+                values.setdefault(section, {})[key] = os.environ[name]
+        return values
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
+        super().__init__(settings_cls)
+        self.path = path
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return read_yaml(self.path) if self.path else {}
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read the config file ({exc.strerror})"]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError([f"{path}:{where}: {problem}"]) from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError([f"{path}: the top level must be a mapping of sections (poll, targets, routes, …)"])
+    problems: list[str] = []
+    expanded = _expand(loaded, (), problems)
+    if problems:
+        raise ConfigError(problems)
+    return dict(expanded)
+
+
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand(value: Any, path: tuple[str, ...], problems: list[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand(v, (*path, str(k)), problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, (*path, str(i)), problems) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name = match.group(1)
+        if name not in os.environ:
+            problems.append(f"{_dotted(path)}: environment variable {name} is not set (used as ${{{name}}})")
+            return ""
+        return os.environ[name]
+
+    return _VAR.sub(replace, value)
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    text = ""
+    for part in path:
+        if isinstance(part, int) or (isinstance(part, str) and part.isdigit()):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "(top level)"
+
+
+def config_path(cli_path: str | None) -> tuple[Path | None, bool]:
+    """Which YAML to read, and whether the user asked for it explicitly."""
+    if cli_path:
+        return Path(cli_path), True
+    if os.environ.get("OZ_BRIDGE_CONFIG"):
+        return Path(os.environ["OZ_BRIDGE_CONFIG"]), True
+    return Path(DEFAULT_CONFIG_PATH), False
+
+
+def load_settings(cli_path: str | None = None, **overrides: Any) -> Settings:
+    """Build validated settings or raise ``ConfigError`` listing every problem."""
+    path, explicit = config_path(cli_path)
+    if path is not None and not path.exists():
+        if explicit:
+            raise ConfigError([f"{path}: config file not found"])
+        path = None
+    _yaml_path["path"] = path
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError([_describe(error) for error in exc.errors()]) from None
+    finally:
+        _yaml_path.clear()
+
+
+_TAGS = {"webhook", "slack", "console"}
+
+
+def _describe(error: Any) -> str:
+    loc = tuple(error["loc"])
+    if len(loc) > 2 and loc[0] == "targets" and loc[2] in _TAGS:
+        loc = loc[:2] + loc[3:]
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif error["type"] == "missing":
+        message = "required key is missing"
+    return f"{_dotted(loc)}: {message}"

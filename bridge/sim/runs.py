@@ -1,0 +1,126 @@
+"""RunItem construction and validation against the official SDK model."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from oz_agent_sdk.types.agent import RunItem
+from pydantic import ValidationError
+
+from .clock import format_ts, parse_ts
+
+__all__ = ["CONTROL_KEYS", "iso_duration", "jsonable", "new_run", "validate_run"]
+
+# Keys accepted by create/update that steer the simulator instead of being
+# RunItem fields; they never appear in API responses.
+CONTROL_KEYS = frozenset(
+    {
+        "add_artifact",
+        "attachments",
+        "add_attachment",
+        "visible_at",
+        "visible_after",
+        "hidden",
+        "followup_reject",
+        "followup_transitions",
+    }
+)
+
+# Run types the API refuses to cancel default to not cancellable, matching the
+# RunItem docs ("false for GitHub Action and local runs").
+_NOT_CANCELLABLE_SOURCES = frozenset({"GITHUB_ACTION", "LOCAL"})
+
+_titles = itertools.count(1)
+
+DEFAULT_CREATOR: dict[str, Any] = {
+    "uid": "sim-user-1",
+    "display_name": "Sim User",
+    "email": "sim.user@example.com",
+    "type": "user",
+}
+
+
+def jsonable(value: Any) -> Any:
+    """Deep-convert datetimes to RFC3339 strings so state is plain JSON."""
+    if isinstance(value, datetime):
+        return format_ts(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def _normalise_ts(value: Any) -> str:
+    # Re-serialise so every stored timestamp has one canonical UTC form.
+    return format_ts(parse_ts(str(value)))
+
+
+def new_run(fields: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """Fill RunItem defaults around caller-supplied fields."""
+    run: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
+    run_id = str(run.get("run_id") or uuid.uuid4())
+    prompt = str(run.get("prompt") or "Complete the simulated task")
+    created = _normalise_ts(run.get("created_at") or run.get("updated_at") or format_ts(now))
+    local = run.get("execution_location") == "LOCAL" or run.get("source") in _NOT_CANCELLABLE_SOURCES
+    defaults: dict[str, Any] = {
+        "run_id": run_id,
+        "task_id": run_id,
+        "title": prompt[:60] if "prompt" in run else f"Simulated run {next(_titles)}",
+        "prompt": prompt,
+        "state": "QUEUED",
+        "created_at": created,
+        "updated_at": created,
+        "source": "API",
+        "creator": dict(DEFAULT_CREATOR),
+        "session_link": f"https://app.warp.dev/session/{uuid.uuid4()}",
+        "is_run_type_cancellable": not local,
+        "artifacts": [],
+    }
+    merged = {**defaults, **run}
+    merged["created_at"] = created
+    merged["updated_at"] = _normalise_ts(merged["updated_at"])
+    if merged["state"] == "INPROGRESS" and "started_at" not in merged:
+        merged["started_at"] = created
+    if "started_at" in merged:
+        merged["started_at"] = _normalise_ts(merged["started_at"])
+    return merged
+
+
+def validate_run(run: Mapping[str, Any]) -> None:
+    """Reject anything the official SDK model would not accept.
+
+    Unknown top-level keys are refused too: the SDK model tolerates extras,
+    so a typo like ``status`` for ``state`` would otherwise pass silently.
+    """
+    unknown = set(run) - set(RunItem.model_fields)
+    if unknown:
+        raise ValueError(f"unknown RunItem field(s): {', '.join(sorted(unknown))}")
+    try:
+        RunItem.model_validate(dict(run))
+    except ValidationError as err:
+        detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        raise ValueError(f"invalid RunItem: {detail}") from None
+    for key in ("created_at", "updated_at"):
+        parse_ts(str(run[key]))
+
+
+def iso_duration(delta: timedelta) -> str:
+    """ISO 8601 duration like ``PT2M30S``, as RunItem.run_time documents."""
+    total = max(0, int(delta.total_seconds()))
+    hours, rest = divmod(total, 3600)
+    minutes, seconds = divmod(rest, 60)
+    out = "PT"
+    if hours:
+        out += f"{hours}H"
+    if minutes:
+        out += f"{minutes}M"
+    if seconds or out == "PT":
+        out += f"{seconds}S"
+    return out

@@ -1,0 +1,361 @@
+"""The simulator's in-memory world: runs, their visible history, and logs.
+
+Each run keeps its *truth* (latest written state) plus snapshots with a
+visibility time. API reads see the newest snapshot that is visible now, which
+models replication lag: an update can surface late with an ``updated_at`` older
+than what a poller has already seen.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import secrets
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from .artifacts import make_artifact, make_attachment
+from .clock import Clock, SimClock, format_ts, parse_ts, to_ns
+from .errors import SimError
+from .faults import Fault, FaultQueue
+from .listing import CursorCodec, paginate, parse_list_query
+from .records import CancelRecord, FollowupRecord, RequestRecord
+from .runs import CONTROL_KEYS, iso_duration, jsonable, new_run, validate_run
+
+__all__ = ["ENDED_STATES", "FOLLOWUP_MODES", "Simulator"]
+
+ENDED_STATES = frozenset({"SUCCEEDED", "FAILED", "ERROR", "CANCELLED", "BLOCKED"})
+FINISHED_STATES = frozenset({"SUCCEEDED", "FAILED", "ERROR", "CANCELLED"})
+FOLLOWUP_MODES = ("normal", "plan", "orchestrate")
+_REQUEST_LOG_SIZE = 10_000
+
+
+@dataclass
+class _Snapshot:
+    data: dict[str, Any]
+    ts: dict[str, int]
+    visible_at_ns: int
+    hidden: bool
+
+
+@dataclass
+class _Run:
+    truth: dict[str, Any]
+    snapshots: list[_Snapshot]
+    attachments: list[dict[str, Any]]
+    followup_reject: dict[str, Any] | None = None
+    followup_transitions: dict[str, str] | None = None
+
+
+class Simulator:
+    """State, clock and fault knobs behind the simulated Oz API."""
+
+    def __init__(
+        self,
+        api_key: str = "sim-key",
+        *,
+        clock: Clock | None = None,
+        followup_transitions: Mapping[str, str] | None = None,
+        cancel_response: str = "CANCELLED",
+    ) -> None:
+        self.api_key = api_key
+        self.clock: Clock = clock or SimClock()
+        self.followup_transitions = dict(followup_transitions or {"BLOCKED": "INPROGRESS"})
+        self.cancel_response = cancel_response
+        self.faults = FaultQueue()
+        self._secret = secrets.token_bytes(16)
+        self._codec = CursorCodec(self._secret)
+        self._runs: dict[str, _Run] = {}
+        self._followups: list[FollowupRecord] = []
+        self._cancels: list[CancelRecord] = []
+        self._requests: deque[RequestRecord] = deque(maxlen=_REQUEST_LOG_SIZE)
+        self._url_nonce = 0
+
+    # -- writing runs (control surface) ------------------------------------
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def create_run(self, **fields: Any) -> dict[str, Any]:
+        """Create a run from RunItem fields (missing ones defaulted); return it."""
+        knobs = {k: fields.pop(k) for k in list(fields) if k in CONTROL_KEYS}
+        truth = new_run(jsonable(fields), self.now())
+        if truth["run_id"] in self._runs:
+            raise ValueError(f"run {truth['run_id']} already exists")
+        self._add_artifacts(truth, knobs)
+        validate_run(truth)
+        run = _Run(truth=truth, snapshots=[], attachments=[])
+        self._apply_knobs(run, knobs)
+        self._runs[truth["run_id"]] = run
+        self._snapshot(run, knobs)
+        return copy.deepcopy(run.truth)
+
+    def update_run(self, run_id: str, **fields: Any) -> dict[str, Any]:
+        """Patch a run; ``updated_at`` is bumped to now unless given explicitly.
+
+        ``None`` removes an optional field. Control keys: add_artifact,
+        attachments, add_attachment, visible_at, visible_after, hidden,
+        followup_reject, followup_transitions.
+        """
+        run = self._require(run_id)
+        knobs = {k: fields.pop(k) for k in list(fields) if k in CONTROL_KEYS}
+        patch = jsonable(fields)
+        truth = copy.deepcopy(run.truth)
+        now = self.now()
+        previous_state = truth["state"]
+        for key, value in patch.items():
+            if key in ("run_id", "task_id") and value != truth.get(key):
+                raise ValueError(f"{key} is immutable")
+            if value is None:
+                truth.pop(key, None)
+            else:
+                truth[key] = value
+        new_state = truth["state"]
+        if new_state != previous_state:
+            self._on_state_change(truth, new_state, now)
+        truth["updated_at"] = format_ts(parse_ts(patch["updated_at"]) if "updated_at" in patch else now)
+        self._add_artifacts(truth, knobs)
+        validate_run(truth)
+        run.truth = truth
+        self._apply_knobs(run, knobs)
+        self._snapshot(run, knobs)
+        return copy.deepcopy(run.truth)
+
+    def add_artifact(
+        self, run_id: str, artifact_type: str, data: Mapping[str, Any] | None = None, **update: Any
+    ) -> dict[str, Any]:
+        """Append a realistic artifact of ``artifact_type``; returns the artifact."""
+        artifact = make_artifact(artifact_type, data, created_at=self.now())
+        self.update_run(run_id, add_artifact=artifact, **update)
+        return artifact
+
+    def set_attachments(self, run_id: str, attachments: Iterable[Mapping[str, Any]]) -> None:
+        """Set the handoff snapshot files (served only once the run has ended)."""
+        self._require(run_id).attachments = [make_attachment(a) for a in attachments]
+
+    def reveal(self, run_id: str | None = None) -> None:
+        """Make every delayed or hidden snapshot visible now."""
+        for run in [self._require(run_id)] if run_id else self._runs.values():
+            for snap in run.snapshots:
+                snap.hidden, snap.visible_at_ns = False, 0
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """The run's truth, including not-yet-visible changes."""
+        return copy.deepcopy(self._require(run_id).truth)
+
+    def visible_run(self, run_id: str) -> dict[str, Any] | None:
+        """The run as API clients currently see it, or None if not visible."""
+        run = self._runs.get(run_id)
+        snap = self._view(run) if run else None
+        return copy.deepcopy(snap.data) if snap else None
+
+    def run_ids(self) -> list[str]:
+        return list(self._runs)
+
+    # -- API semantics (shared by HTTP handlers and in-process callers) --------
+
+    def list_runs(self, query: Iterable[tuple[str, str]] | Mapping[str, str]) -> dict[str, Any]:
+        pairs = list(query.items()) if isinstance(query, Mapping) else list(query)
+        parsed = parse_list_query(pairs)
+        views = [(snap.data, snap.ts) for run in self._runs.values() if (snap := self._view(run))]
+        parent_of = {rid: run.truth.get("parent_run_id") for rid, run in self._runs.items()}
+        if parsed.filters.ancestor_run_id and self.visible_run(parsed.filters.ancestor_run_id) is None:
+            raise SimError(404, f"ancestor run {parsed.filters.ancestor_run_id} not found")
+        return copy.deepcopy(paginate(views, parsed, self._codec, parent_of))
+
+    def retrieve_run(self, run_id: str) -> dict[str, Any]:
+        view = self.visible_run(run_id)
+        if view is None:
+            raise SimError(404, f"run {run_id} not found")
+        return view
+
+    def submit_followup(self, run_id: str, message: Any, mode: Any = None) -> None:
+        """Accept a follow-up like the API does, or raise SimError."""
+        run = self._require_visible(run_id)
+        if not isinstance(message, str) or not message.strip():
+            raise SimError(400, "message is required and must be a non-empty string")
+        mode = "normal" if mode is None else mode
+        if mode not in FOLLOWUP_MODES:
+            raise SimError(400, f"invalid mode {mode!r}; expected one of {', '.join(FOLLOWUP_MODES)}")
+        if run.followup_reject:
+            reject = run.followup_reject
+            raise SimError(
+                int(reject.get("status", 409)),
+                str(reject.get("detail", "run cannot accept follow-ups right now")),
+                error_code=reject.get("error_code"),
+            )
+        state = run.truth["state"]
+        self._followups.append(FollowupRecord(run_id, message, mode, format_ts(self.now()), state))
+        transitions = run.followup_transitions if run.followup_transitions is not None else self.followup_transitions
+        if state in transitions:
+            self.update_run(run_id, state=transitions[state], status_message=None)
+
+    def cancel_run(self, run_id: str) -> str:
+        """Cancel following the SDK docstring's status rules, or raise SimError."""
+        at = format_ts(self.now())
+        run = self._runs.get(run_id)
+        state = run.truth["state"] if run else None
+        try:
+            run = self._require_visible(run_id)
+            worker = (run.truth.get("agent_config") or {}).get("worker_host")
+            if run.truth.get("is_run_type_cancellable") is False or worker not in (None, "", "warp"):
+                raise SimError(422, "this run type (GitHub Action, local, or self-hosted) cannot be cancelled")
+            if state in ENDED_STATES:
+                raise SimError(400, f"run is in terminal state {state} and cannot be cancelled")
+            if state == "PENDING":
+                raise SimError(409, "run is being prepared; retry the cancellation in a moment")
+        except SimError as err:
+            self._cancels.append(CancelRecord(run_id, at, state, err.status))
+            raise
+        self.update_run(run_id, state="CANCELLED", status_message={"message": "Run cancelled by user"})
+        self._cancels.append(CancelRecord(run_id, at, state, 200))
+        return self.cancel_response
+
+    def handoff_attachments(self, run_id: str, download_base: str) -> dict[str, Any]:
+        view = self.retrieve_run(run_id)
+        run = self._runs[run_id]
+        if view["state"] not in ENDED_STATES:
+            return {"attachments": []}
+        expires = int((self.now() + timedelta(minutes=15)).timestamp())
+        out = []
+        for att in run.attachments:
+            self._url_nonce += 1
+            sig = self._sign(run_id, att["attachment_id"], expires)
+            url = (
+                f"{download_base}/_sim/blobs/{run_id}/{att['attachment_id']}"
+                f"?expires={expires}&n={self._url_nonce}&sig={sig}"
+            )
+            item = {k: att[k] for k in ("attachment_id", "filename", "mime_type") if att.get(k) is not None}
+            out.append({**item, "download_url": url})
+        return {"attachments": out}
+
+    def attachment_blob(self, run_id: str, attachment_id: str, expires: str, sig: str) -> tuple[bytes, str]:
+        """Serve a presigned download; 403 on a bad signature or expiry."""
+        run = self._runs.get(run_id)
+        att = next((a for a in run.attachments if a["attachment_id"] == attachment_id), None) if run else None
+        if att is None:
+            raise SimError(404, "attachment not found")
+        if not expires.isdigit() or not secrets.compare_digest(sig, self._sign(run_id, attachment_id, int(expires))):
+            raise SimError(403, "invalid download signature")
+        if int(expires) < self.now().timestamp():
+            raise SimError(403, "download URL expired")
+        return att["content"].encode(), str(att.get("mime_type") or "application/octet-stream")
+
+    # -- logs and knobs ------------------------------------------------------
+
+    def followups(self, run_id: str | None = None) -> list[FollowupRecord]:
+        return [f for f in self._followups if run_id is None or f.run_id == run_id]
+
+    def cancels(self, run_id: str | None = None) -> list[CancelRecord]:
+        return [c for c in self._cancels if run_id is None or c.run_id == run_id]
+
+    def requests(self, path_prefix: str | None = None, method: str | None = None) -> list[RequestRecord]:
+        return [
+            r
+            for r in self._requests
+            if (path_prefix is None or r.path.startswith(path_prefix))
+            and (method is None or r.method == method.upper())
+        ]
+
+    def record_request(self, record: RequestRecord) -> None:
+        self._requests.append(record)
+
+    def clear_requests(self) -> None:
+        self._requests.clear()
+
+    def inject_fault(
+        self,
+        status: int | None = None,
+        *,
+        count: int = 1,
+        retry_after: float | None = None,
+        path: str | None = None,
+        method: str | None = None,
+        malformed: str | bool | None = None,
+        latency: float = 0.0,
+    ) -> Fault:
+        kind = "non_json" if malformed is True else (malformed or None)
+        return self.faults.add(Fault(status, count, retry_after, path, method, kind, latency))
+
+    def reset(self) -> None:
+        """Forget runs, logs and faults; keep configuration (key, transitions)."""
+        self._runs.clear()
+        self._followups.clear()
+        self._cancels.clear()
+        self._requests.clear()
+        self.faults.clear()
+        if isinstance(self.clock, SimClock):
+            self.clock.reset()
+
+    # -- internals -----------------------------------------------------------
+
+    def _require(self, run_id: str) -> _Run:
+        run = self._runs.get(run_id)
+        if run is None:
+            raise KeyError(f"unknown run {run_id}")
+        return run
+
+    def _require_visible(self, run_id: str) -> _Run:
+        run = self._runs.get(run_id)
+        if run is None or self._view(run) is None:
+            raise SimError(404, f"run {run_id} not found")
+        return run
+
+    def _sign(self, run_id: str, attachment_id: str, expires: int) -> str:
+        msg = f"{run_id}/{attachment_id}/{expires}".encode()
+        return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()[:32]
+
+    def _on_state_change(self, truth: dict[str, Any], state: str, now: datetime) -> None:
+        if state == "INPROGRESS" and "started_at" not in truth:
+            truth["started_at"] = format_ts(now)
+        if state in FINISHED_STATES and "started_at" in truth:
+            truth["run_time"] = iso_duration(now - parse_ts(truth["started_at"]))
+
+    def _add_artifacts(self, truth: dict[str, Any], knobs: Mapping[str, Any]) -> None:
+        additions = knobs.get("add_artifact")
+        if additions is None:
+            return
+        arts = list(truth.get("artifacts") or [])
+        for item in additions if isinstance(additions, list) else [additions]:
+            if "data" in item and "created_at" in item:
+                arts.append(jsonable(item))
+            else:
+                arts.append(make_artifact(item["artifact_type"], item.get("data"), created_at=self.now()))
+        truth["artifacts"] = arts
+
+    def _apply_knobs(self, run: _Run, knobs: Mapping[str, Any]) -> None:
+        if "attachments" in knobs:
+            run.attachments = [make_attachment(a) for a in knobs["attachments"] or []]
+        if knobs.get("add_attachment"):
+            run.attachments.append(make_attachment(knobs["add_attachment"]))
+        if "followup_reject" in knobs:
+            run.followup_reject = knobs["followup_reject"]
+        if "followup_transitions" in knobs:
+            run.followup_transitions = knobs["followup_transitions"]
+
+    def _snapshot(self, run: _Run, knobs: Mapping[str, Any]) -> None:
+        now_ns = to_ns(self.now())
+        visible_at_ns = 0
+        if knobs.get("visible_at") is not None:
+            va = knobs["visible_at"]
+            visible_at_ns = to_ns(va) if isinstance(va, datetime) else to_ns(parse_ts(str(va)))
+        elif knobs.get("visible_after") is not None:
+            visible_at_ns = now_ns + int(float(knobs["visible_after"]) * 1e9)
+        ts = {k: to_ns(parse_ts(run.truth[k])) for k in ("created_at", "updated_at")}
+        snap = _Snapshot(copy.deepcopy(run.truth), ts, visible_at_ns, bool(knobs.get("hidden")))
+        run.snapshots.append(snap)
+        # Older snapshots behind one that is already visible can never be seen again.
+        current = self._view(run)
+        if current is not None:
+            run.snapshots = run.snapshots[run.snapshots.index(current) :]
+
+    def _view(self, run: _Run) -> _Snapshot | None:
+        now_ns = to_ns(self.now())
+        for snap in reversed(run.snapshots):
+            if not snap.hidden and snap.visible_at_ns <= now_ns:
+                return snap
+        return None

@@ -1,0 +1,132 @@
+"""Table definitions: the single description of what the bridge persists.
+
+The Alembic migrations create exactly these; queries in the sibling modules
+use them, so SQLite and PostgreSQL share one set of statements.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on the way out, whatever the backend keeps."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        # SQLite stores text; a naive UTC value keeps that text sortable.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        moment: datetime = value
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+metadata = MetaData()
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", String(128), primary_key=True),
+    Column("state", String(32), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("artifact_keys", JSON, nullable=False),
+    Column("run", JSON, nullable=False),
+    Column("seen_at", UTCDateTime(), nullable=False),
+)
+
+poll_state = Table(
+    "poll_state",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("start_point", UTCDateTime(), nullable=False),
+    Column("cursor", UTCDateTime(), nullable=False),
+    Column("last_success_at", UTCDateTime(), nullable=True),
+    Column("last_sweep_at", UTCDateTime(), nullable=True),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("event_id", String(64), nullable=False),
+    Column("target", String(200), nullable=False),
+    Column("run_id", String(128), nullable=False),
+    Column("event_type", String(100), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("enqueued_at", UTCDateTime(), nullable=False),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("delivered_at", UTCDateTime(), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("claimed_by", String(128), nullable=True),
+    Column("claimed_until", UTCDateTime(), nullable=True),
+    UniqueConstraint("event_id", "target", name="uq_outbox_event_target"),
+    Index("ix_outbox_queue", "status", "target", "run_id", "id"),
+    Index("ix_outbox_due", "status", "next_attempt_at"),
+)
+
+slack_threads = Table(
+    "slack_threads",
+    metadata,
+    Column("run_id", String(128), primary_key=True),
+    Column("channel", String(200), primary_key=True),
+    Column("channel_id", String(64), nullable=True),
+    Column("ts", String(64), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_slack_threads_ts", "channel_id", "ts"),
+)
+
+# The durable inbox of Slack requests: stored before Slack gets its 200, so a
+# crash after the acknowledgement still acts on the reply; the primary key is
+# what makes a Slack retry (same event_id, any replica) a no-op.
+inbound_events = Table(
+    "inbound_events",
+    metadata,
+    Column("event_id", String(200), primary_key=True),
+    Column("kind", String(64), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("processed_at", UTCDateTime(), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("claimed_by", String(128), nullable=True),
+    Column("claimed_until", UTCDateTime(), nullable=True),
+    Index("ix_inbound_due", "status", "next_attempt_at"),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+)

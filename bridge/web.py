@@ -1,0 +1,35 @@
+"""The HTTP surface: health, readiness, metrics, and the routes inbound adds."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+
+from aiohttp import web
+
+Readiness = Callable[[], Awaitable[tuple[bool, dict[str, object]]]]
+MetricsRender = Callable[[], Awaitable[bytes]]
+MAX_BODY = 1024 * 1024
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def build_web_app(
+    readiness: Readiness,
+    render_metrics: MetricsRender,
+    extra_routes: Iterable[web.RouteDef] = (),
+) -> web.Application:
+    async def readyz(_request: web.Request) -> web.Response:
+        ready, detail = await readiness()
+        return web.json_response({"ready": ready, **detail}, status=200 if ready else 503)
+
+    async def metrics(_request: web.Request) -> web.Response:
+        body = await render_metrics()
+        return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+    app = web.Application(client_max_size=MAX_BODY)
+    app.add_routes(
+        [web.get("/healthz", healthz), web.get("/readyz", readyz), web.get("/metrics", metrics), *extra_routes]
+    )
+    return app
