@@ -25,11 +25,7 @@ def _fail(problems: Sequence[str]) -> int:
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
-    settings = load_settings(getattr(args, "config", None), **overrides)
-    problems = config_checks.problems(settings)
-    if problems:
-        raise ConfigError(problems)
-    return settings
+    return load_settings(getattr(args, "config", None), **overrides)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -96,7 +92,7 @@ def _with_store(action: Callable[..., Any]) -> Callable[[argparse.Namespace], in
     def command(args: argparse.Namespace) -> int:
         from bridge.store.engine import create_engine, migrate
 
-        settings = load_settings(getattr(args, "config", None))
+        settings = load_settings(getattr(args, "config", None), check=False)
 
         async def main() -> int:
             engine = create_engine(settings.database_url)

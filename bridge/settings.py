@@ -216,7 +216,7 @@ class Settings(BaseSettings):
             init_settings,
             env_settings,
             _ContractEnvSource(settings_cls),
-            _YamlSource(settings_cls, _yaml_path.get("path")),
+            _YamlSource(settings_cls, _yaml.path),
         )
 
 
@@ -231,7 +231,14 @@ _ENV_ALIASES: dict[str, tuple[str, ...]] = {
     "OZ_BRIDGE_POLL_INTERVAL": ("poll", "interval"),
 }
 
-_yaml_path: dict[str, Path | None] = {}
+class _YamlRead:
+    """The YAML file this load reads, and the problems found while expanding it."""
+
+    path: Path | None = None
+    problems: list[tuple[str, str]] = []  # noqa: RUF012 - reset by every load_settings call
+
+
+_yaml = _YamlRead()
 
 
 class _ContractEnvSource(PydanticBaseSettingsSource):
@@ -272,17 +279,15 @@ def read_yaml(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(loaded, dict):
         raise ConfigError([f"{path}: the top level must be a mapping of sections (poll, targets, routes, …)"])
-    problems: list[str] = []
-    expanded = _expand(loaded, (), problems)
-    if problems:
-        raise ConfigError(problems)
+    expanded = _expand(loaded, (), _yaml.problems)
     return dict(expanded)
 
 
+_PLACEHOLDERS = {"url": "https://unset.invalid/", "secret": "whsec_dW5zZXQ=", "api_url": "https://unset.invalid/"}
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def _expand(value: Any, path: tuple[str, ...], problems: list[str]) -> Any:
+def _expand(value: Any, path: tuple[str, ...], problems: list[tuple[str, str]]) -> Any:
     if isinstance(value, dict):
         return {k: _expand(v, (*path, str(k)), problems) for k, v in value.items()}
     if isinstance(value, list):
@@ -295,8 +300,10 @@ def _expand(value: Any, path: tuple[str, ...], problems: list[str]) -> Any:
             return "$"
         name = match.group(1)
         if name not in os.environ:
-            problems.append(f"{_dotted(path)}: environment variable {name} is not set (used as ${{{name}}})")
-            return ""
+            where = _dotted(path)
+            problems.append((where, f"{where}: environment variable {name} is not set (used as ${{{name}}})"))
+            # A stand-in of the right shape, so the rest of the file is still checked.
+            return _PLACEHOLDERS.get(path[-1] if path else "", "unset")
         return os.environ[name]
 
     return _VAR.sub(replace, value)
@@ -321,26 +328,40 @@ def config_path(cli_path: str | None) -> tuple[Path | None, bool]:
     return Path(DEFAULT_CONFIG_PATH), False
 
 
-def load_settings(cli_path: str | None = None, **overrides: Any) -> Settings:
-    """Build validated settings or raise ``ConfigError`` listing every problem."""
+def load_settings(cli_path: str | None = None, *, check: bool = True, **overrides: Any) -> Settings:
+    """Build validated settings or raise ``ConfigError`` listing every problem at once.
+
+    With ``check``, cross-section problems (unknown targets, bad event patterns…)
+    are included too; a key whose ``${VAR}`` is missing is reported once, for that.
+    """
     path, explicit = config_path(cli_path)
     if path is not None and not path.exists():
         if explicit:
             raise ConfigError([f"{path}: config file not found"])
         path = None
-    _yaml_path["path"] = path
+    _yaml.path, _yaml.problems = path, []
+    settings: Settings | None = None
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
+        invalid: list[tuple[str, str]] = []
     except ValidationError as exc:
-        raise ConfigError([_describe(error) for error in exc.errors()]) from None
-    finally:
-        _yaml_path.clear()
+        invalid = [_describe(error) for error in exc.errors()]
+    missing = _yaml.problems
+    unset = {where for where, _ in missing}
+    problems = [line for _, line in missing] + [line for where, line in invalid if where not in unset]
+    if settings is not None and check:
+        from bridge.config_checks import problems as cross_problems
+
+        problems += cross_problems(settings)
+    if problems or settings is None:
+        raise ConfigError(problems)
+    return settings
 
 
 _TAGS = {"webhook", "slack", "console"}
 
 
-def _describe(error: Any) -> str:
+def _describe(error: Any) -> tuple[str, str]:
     loc = tuple(error["loc"])
     if len(loc) > 2 and loc[0] == "targets" and loc[2] in _TAGS:
         loc = loc[:2] + loc[3:]
@@ -349,4 +370,4 @@ def _describe(error: Any) -> str:
         message = "unknown key"
     elif error["type"] == "missing":
         message = "required key is missing"
-    return f"{_dotted(loc)}: {message}"
+    return _dotted(loc), f"{_dotted(loc)}: {message}"

@@ -1,0 +1,38 @@
+"""Shared fixtures: a migrated database per test, and sample runs shaped like the SDK's RunItem."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bridge.store.engine import create_engine, migrate
+
+
+def make_run(run_id: str = "run-1", state: str = "QUEUED", updated_at: str = "2026-01-01T00:00:10Z", **extra: Any) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "task_id": run_id,
+        "title": f"Title of {run_id}",
+        "prompt": "Do the thing",
+        "state": state,
+        "created_at": extra.pop("created_at", "2026-01-01T00:00:05Z"),
+        "updated_at": updated_at,
+        "artifacts": extra.pop("artifacts", []),
+        **extra,
+    }
+
+
+def pr_artifact(url: str = "https://github.com/acme/shop/pull/1", created_at: str = "2026-01-01T00:00:08Z") -> dict[str, Any]:
+    return {"artifact_type": "PULL_REQUEST", "created_at": created_at, "data": {"url": url, "branch": "fix"}}
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    db = create_engine(f"sqlite:///{tmp_path / 'bridge.db'}")
+    await migrate(db)
+    yield db
+    await db.dispose()

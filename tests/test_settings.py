@@ -1,0 +1,107 @@
+"""Configuration: precedence, ${VAR} expansion, and errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bridge.settings import ConfigError, load_settings, parse_duration
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "bridge.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("WARP_API_KEY", "SLACK_BOT_TOKEN", "OZ_BRIDGE_POLL_INTERVAL", "OZ_BRIDGE_POLL__INTERVAL", "OZ_BRIDGE_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_the_example_config_is_valid_offline_with_no_environment() -> None:
+    settings = load_settings(str(Path(__file__).parents[1] / "config" / "bridge.yaml"))
+    assert settings.routes and settings.targets
+
+
+def test_precedence_is_flag_then_env_then_yaml_then_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, "poll:\n  interval: 20\n  lookback: 45\n")
+    assert load_settings(path).poll.interval == 20
+    monkeypatch.setenv("OZ_BRIDGE_POLL__INTERVAL", "7")
+    settings = load_settings(path)
+    assert (settings.poll.interval, settings.poll.lookback, settings.poll.sweep) == (7, 45, 15)
+    assert load_settings(path, poll={"interval": 3}).poll.interval == 3
+
+
+def test_poll_interval_shorthand_and_sdk_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OZ_BRIDGE_POLL_INTERVAL", "9")
+    monkeypatch.setenv("WARP_API_KEY", "wk-secret")
+    settings = load_settings(write(tmp_path, ""))
+    assert settings.poll.interval == 9
+    assert settings.oz.api_key is not None and settings.oz.api_key.get_secret_value() == "wk-secret"
+    assert "wk-secret" not in repr(settings)
+
+
+def test_config_flag_wins_over_the_environment_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OZ_BRIDGE_CONFIG", write(tmp_path, "poll: {interval: 99}"))
+    other = tmp_path / "other.yaml"
+    other.write_text("poll: {interval: 11}")
+    assert load_settings(str(other)).poll.interval == 11
+    assert load_settings().poll.interval == 99
+
+
+def test_env_vars_in_yaml_are_expanded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOOK_URL", "https://hooks.example.com/x")
+    settings = load_settings(write(tmp_path, "targets:\n  t: {type: webhook, url: '${HOOK_URL}'}\n"))
+    assert str(settings.targets["t"].url) == "https://hooks.example.com/x"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "expected"),
+    [
+        ("targets:\n  t: {type: webhook, url: '${NOPE_MISSING}'}\n", "targets.t.url: environment variable NOPE_MISSING is not set"),
+        ("poll: {interval: soon}", "poll.interval: 'soon' is not a duration"),
+        ("poll: {start: yesterday}", "poll.start: 'yesterday' is not 'now', an RFC3339 time or a duration"),
+        ("poll: {filters: {cursor: x}}", "poll.filters: cursor: set by the poller itself"),
+        ("targets:\n  t: {type: email}\n", "targets.t: Input tag 'email'"),
+        ("targets:\n  t: {type: slack, chanel: C1}\n", "targets.t.chanel: unknown key"),
+        ("pol: {}", "pol: unknown key"),
+        ("routes:\n  - {name: r, events: [], to: [t]}\n", "routes[0].events: List should have at least 1 item"),
+        ("log_level: loud", "log_level: Input should be 'debug', 'info', 'warning' or 'error'"),
+        ("poll: [1, 2", "bridge.yaml: line"),
+        ("- just a list", "the top level must be a mapping"),
+    ],
+)
+def test_invalid_config_names_the_key_and_what_is_allowed(tmp_path: Path, yaml_text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, yaml_text), check=False)
+    assert any(expected in problem for problem in caught.value.problems), caught.value.problems
+
+
+def test_cross_references_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            write(
+                tmp_path,
+                "targets:\n  a: {type: slack, channel: C1}\n  w: {type: webhook, url: '${UNSET_HOOK}'}\n"
+                "routes:\n  - {name: r, events: [run.faild], to: [a, b]}\n  - {name: r, events: ['*'], to: [a]}\n",
+            )
+        )
+    found = caught.value.problems
+    assert "targets.w.url: environment variable UNSET_HOOK is not set (used as ${UNSET_HOOK})" in found
+    assert any("routes[0].events[0]: 'run.faild' is not an event type" in p for p in found)
+    assert any("routes[0].to[1]: unknown target 'b'; defined targets: a" in p for p in found)
+    assert any("routes[1].name: 'r' is used by an earlier route" in p for p in found)
+    assert any("targets.a: a slack target needs SLACK_BOT_TOKEN" in p for p in found)
+
+
+def test_missing_explicit_config_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_settings(str(tmp_path / "absent.yaml"))
+
+
+@pytest.mark.parametrize(("text", "seconds"), [(15, 15.0), ("90s", 90.0), ("5m", 300.0), ("24h", 86400.0), ("500ms", 0.5)])
+def test_durations(text: object, seconds: float) -> None:
+    assert parse_duration(text) == seconds
