@@ -6,6 +6,7 @@ and records every request so tests can check bodies, ids, order and retries.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -28,12 +29,15 @@ class WebhookReceiver:
     secret: str | None = None
     script: list[int] = field(default_factory=list)
     retry_after: str | None = None
+    delay: float = 0.0
     requests: list[Received] = field(default_factory=list)
     _runner: web.AppRunner | None = None
     url: str = ""
 
     async def _handle(self, request: web.Request) -> web.Response:
         raw = await request.text()
+        if self.delay:
+            await asyncio.sleep(self.delay)
         headers = dict(request.headers)
         valid: bool | None = None
         if self.secret is not None:

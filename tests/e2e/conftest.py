@@ -1,0 +1,56 @@
+"""End-to-end fixtures: the Oz simulator and a signature-checking receiver, both over real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.sim import Simulator, running_simulator
+from tests.e2e.harness import API_KEY, BridgeProcess, fast_config
+from tests.fakes.webhook_receiver import WebhookReceiver
+
+WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+@pytest.fixture
+def sim() -> Simulator:
+    return Simulator(api_key=API_KEY)
+
+
+@pytest.fixture
+async def sim_url(sim: Simulator) -> AsyncIterator[str]:
+    async with running_simulator(sim) as url:
+        yield url
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[WebhookReceiver]:
+    async with WebhookReceiver(secret=WEBHOOK_SECRET) as hook:
+        yield hook
+
+
+@pytest.fixture
+async def bridges(tmp_path: Path, sim_url: str) -> AsyncIterator[Callable[..., BridgeProcess]]:
+    started: list[BridgeProcess] = []
+
+    def make(config: dict[str, Any], **env: str) -> BridgeProcess:
+        bridge = BridgeProcess(tmp_path, sim_url, config, extra_env=env)
+        started.append(bridge)
+        return bridge
+
+    yield make
+    for bridge in started:
+        if bridge.proc is not None and bridge.proc.returncode is None:
+            await bridge.kill()
+
+
+@pytest.fixture
+def webhook_config(receiver: WebhookReceiver) -> Callable[..., dict[str, Any]]:
+    def config(**poll: Any) -> dict[str, Any]:
+        targets = {"audit": {"type": "webhook", "url": receiver.url, "secret": WEBHOOK_SECRET, "timeout": 2}}
+        return fast_config(targets, [{"name": "all", "events": ["*"], "to": ["audit"]}], **poll)
+
+    return config
