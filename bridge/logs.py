@@ -93,6 +93,8 @@ def configure(log_format: str | None = None, level: str = "info", stream: Any = 
     root.setLevel(level.upper())
     for noisy in ("apscheduler", "aiohttp.access", "aiosqlite", "asyncio", "httpx", "httpcore", "oz_agent_sdk", "slack_sdk"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # A tick skipped because the previous poll still runs is the design, not a problem.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

@@ -167,6 +167,21 @@ async def clock(request: web.Request) -> web.Response:
     return web.json_response({"now": format_ts(sim.now()), "frozen": frozen})
 
 
+async def configure(request: web.Request) -> web.Response:
+    """Simulator-wide knobs: ``followup_transitions`` and ``cancel_response``."""
+    sim = _sim(request)
+    if request.method == "POST":
+        body = await _object_body(request)
+        if "followup_transitions" in body:
+            transitions = body["followup_transitions"] or {}
+            if not isinstance(transitions, dict):
+                raise SimError(400, "followup_transitions must be an object of state -> state")
+            sim.followup_transitions = {str(k): str(v) for k, v in transitions.items()}
+        if "cancel_response" in body:
+            sim.cancel_response = str(body["cancel_response"])
+    return web.json_response({"followup_transitions": sim.followup_transitions, "cancel_response": sim.cancel_response})
+
+
 async def start_scenario(request: web.Request) -> web.Response:
     body = await _object_body(request)
     name = str(body.get("name", "demo"))
@@ -216,6 +231,8 @@ def add_control_routes(app: web.Application) -> None:
         ("DELETE", "/_sim/faults", clear_faults),
         ("GET", "/_sim/clock", clock),
         ("POST", "/_sim/clock", clock),
+        ("GET", "/_sim/config", configure),
+        ("POST", "/_sim/config", configure),
         ("POST", "/_sim/scenario", start_scenario),
         ("GET", "/_sim/blobs/{run_id}/{attachment_id}", blob),
     ]

@@ -7,38 +7,37 @@ consistent while runs change between requests; offsets would skip or repeat.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import hashlib
-import hmac
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, get_args
+
+from oz_agent_sdk.types.agent import RunSourceType, RunState
 
 from .clock import parse_ts_ns
 from .errors import SimError
+
+if TYPE_CHECKING:
+    from .cursor import CursorCodec
 
 __all__ = [
     "ARTIFACT_TYPE_VALUES",
     "RUN_SOURCES",
     "RUN_STATES",
-    "CursorCodec",
     "Filters",
     "ListQuery",
+    "Position",
+    "SortValue",
     "paginate",
     "parse_list_query",
 ]
 
-RUN_STATES = (
-    "QUEUED", "PENDING", "CLAIMED", "INPROGRESS", "SUCCEEDED", "FAILED", "BLOCKED", "ERROR", "CANCELLED",
-)
-RUN_SOURCES = (
-    "LINEAR", "API", "SLACK", "LOCAL", "SCHEDULED_AGENT", "WEB_APP", "GITHUB_ACTION", "CLOUD_MODE", "CLI",
-    "JIRA", "SELF_IMPROVEMENT", "GITHUB_WEBHOOK", "GITLAB_WEBHOOK", "AUTOFIX", "RUN_SCORER", "ORCHESTRATION",
-)
+# Taken from the SDK so a new state or source is accepted as soon as the SDK knows it.
+RUN_STATES: tuple[str, ...] = get_args(RunState)
+RUN_SOURCES: tuple[str, ...] = get_args(RunSourceType)
 ARTIFACT_TYPE_VALUES = ("PLAN", "PULL_REQUEST", "SCREENSHOT", "FILE", "EXTERNAL_REFERENCE")
 SORT_FIELDS = ("updated_at", "created_at", "title", "agent")
 EMPTY_ENVIRONMENT = "empty-environment"
@@ -48,7 +47,7 @@ MAX_METADATA_PAIRS = 5
 
 _METADATA_KEY = re.compile(r"^metadata\[([^\[\]]+)\]$")
 
-SortValue = Union[int, str, tuple[int, str]]
+SortValue = int | str | tuple[int, str]
 Position = tuple[SortValue, str]
 
 
@@ -88,13 +87,13 @@ class ListQuery:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _bad(detail: str) -> SimError:
+def bad_request(detail: str) -> SimError:
     return SimError(400, detail, error_code="invalid_request")
 
 
 def _choice(value: str | None, name: str, allowed: Sequence[str]) -> str | None:
     if value is not None and value not in allowed:
-        raise _bad(f"invalid {name} {value!r}; expected one of {', '.join(allowed)}")
+        raise bad_request(f"invalid {name} {value!r}; expected one of {', '.join(allowed)}")
     return value
 
 
@@ -104,7 +103,7 @@ def _timestamp(value: str | None, name: str) -> int | None:
     try:
         return parse_ts_ns(value)
     except ValueError:
-        raise _bad(f"invalid {name} {value!r}: expected an RFC3339 timestamp with offset") from None
+        raise bad_request(f"invalid {name} {value!r}: expected an RFC3339 timestamp with offset") from None
 
 
 def parse_list_query(pairs: Iterable[tuple[str, str]]) -> ListQuery:
@@ -132,10 +131,10 @@ def parse_list_query(pairs: Iterable[tuple[str, str]]) -> ListQuery:
     raw_limit = one("limit")
     if raw_limit is not None:
         if not re.fullmatch(r"\d+", raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
-            raise _bad(f"invalid limit {raw_limit!r}: must be an integer between 1 and {MAX_LIMIT}")
+            raise bad_request(f"invalid limit {raw_limit!r}: must be an integer between 1 and {MAX_LIMIT}")
         limit = int(raw_limit)
     if len(metadata) > MAX_METADATA_PAIRS:
-        raise _bad(f"at most {MAX_METADATA_PAIRS} metadata filter pairs are allowed")
+        raise bad_request(f"at most {MAX_METADATA_PAIRS} metadata filter pairs are allowed")
     states = multi.get("state", [])
     for state in states:
         _choice(state, "state", RUN_STATES)
@@ -197,9 +196,7 @@ def _is_descendant(run: Mapping[str, Any], ancestor: str, parent_of: Mapping[str
     return False
 
 
-def matches(
-    run: Mapping[str, Any], f: Filters, ts_ns: Mapping[str, int], parent_of: Mapping[str, str | None]
-) -> bool:
+def matches(run: Mapping[str, Any], f: Filters, ts_ns: Mapping[str, int], parent_of: Mapping[str, str | None]) -> bool:
     """Whether ``run`` passes every filter (AND); ``ts_ns`` holds its parsed times."""
     checks: list[tuple[Any, Any]] = [
         (f.source, run.get("source")),
@@ -267,44 +264,6 @@ def compare(a: Position, b: Position, sort_by: str, order: str) -> int:
     return primary if order == "asc" else -primary
 
 
-class CursorCodec:
-    """Opaque, tamper-evident base64url cursors bound to one query identity."""
-
-    def __init__(self, secret: bytes) -> None:
-        self._secret = secret
-
-    def encode(self, position: Position, query: ListQuery) -> str:
-        payload = json.dumps(
-            {"v": 1, "k": position[0], "id": position[1], "q": query.identity()}, separators=(",", ":")
-        ).encode()
-        mac = hmac.new(self._secret, payload, hashlib.sha256).digest()[:8]
-        return base64.urlsafe_b64encode(mac + payload).decode().rstrip("=")
-
-    def decode(self, token: str, query: ListQuery) -> Position:
-        try:
-            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-            mac, payload = raw[:8], raw[8:]
-            expected = hmac.new(self._secret, payload, hashlib.sha256).digest()[:8]
-            if not hmac.compare_digest(mac, expected):
-                raise ValueError("bad signature")
-            data = json.loads(payload)
-            key, run_id = data["k"], data["id"]
-        except (ValueError, KeyError, TypeError, binascii.Error):
-            raise _bad("invalid cursor") from None
-        if data.get("q") != query.identity():
-            raise _bad("cursor does not match this query's filters or sort; restart without a cursor")
-        value: SortValue
-        if isinstance(key, list) and len(key) == 2 and query.sort_by == "agent":
-            value = (int(key[0]), str(key[1]))
-        elif (isinstance(key, int) and query.sort_by in ("updated_at", "created_at")) or (isinstance(key, str) and query.sort_by == "title"):
-            value = key
-        else:
-            raise _bad("invalid cursor")
-        if not isinstance(run_id, str):
-            raise _bad("invalid cursor")
-        return value, run_id
-
-
 def paginate(
     runs: Sequence[tuple[Mapping[str, Any], Mapping[str, int]]],
     query: ListQuery,
@@ -320,8 +279,12 @@ def paginate(
         pos: Position = (sort_value(run, query.sort_by, ts), str(run["run_id"]))
         if after is None or compare(pos, after, query.sort_by, query.sort_order) > 0:
             positioned.append((pos, run))
-    cmp = functools.partial(compare, sort_by=query.sort_by, order=query.sort_order)
-    positioned.sort(key=functools.cmp_to_key(lambda x, y: cmp(x[0], y[0])))
+    Entry = tuple[Position, Mapping[str, Any]]
+
+    def by_position(x: Entry, y: Entry) -> int:
+        return compare(x[0], y[0], query.sort_by, query.sort_order)
+
+    positioned.sort(key=functools.cmp_to_key(by_position))
     page = positioned[: query.limit]
     has_next = len(positioned) > query.limit
     return {

@@ -11,9 +11,26 @@ from typing import Any
 from oz_agent_sdk.types.agent import RunItem
 from pydantic import ValidationError
 
+from .artifacts import make_artifact
 from .clock import format_ts, parse_ts
+from .errors import SimError
 
-__all__ = ["CONTROL_KEYS", "iso_duration", "jsonable", "new_run", "validate_run"]
+__all__ = [
+    "CONTROL_KEYS",
+    "ENDED_STATES",
+    "FINISHED_STATES",
+    "append_artifacts",
+    "apply_patch",
+    "cancel_refusal",
+    "iso_duration",
+    "jsonable",
+    "new_run",
+    "validate_run",
+]
+
+FINISHED_STATES = frozenset({"SUCCEEDED", "FAILED", "ERROR", "CANCELLED"})
+# "Ended" for cancel and handoff purposes: BLOCKED's execution has stopped too.
+ENDED_STATES = FINISHED_STATES | {"BLOCKED"}
 
 # Keys accepted by create/update that steer the simulator instead of being
 # RunItem fields; they never appear in API responses.
@@ -124,3 +141,49 @@ def iso_duration(delta: timedelta) -> str:
     if seconds or out == "PT":
         out += f"{seconds}S"
     return out
+
+
+def apply_patch(truth: Mapping[str, Any], patch: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """A patched copy of ``truth``; ``None`` deletes a field, ``updated_at`` defaults to now."""
+    out = dict(truth)
+    for key, value in patch.items():
+        if key in ("run_id", "task_id") and value != truth.get(key):
+            raise ValueError(f"{key} is immutable")
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    state = out["state"]
+    if state != truth["state"]:
+        # Keep the derived timing fields as consistent as the real API's.
+        if state == "INPROGRESS" and "started_at" not in out:
+            out["started_at"] = format_ts(now)
+        if state in FINISHED_STATES and "started_at" in out:
+            out["run_time"] = iso_duration(now - parse_ts(out["started_at"]))
+    out["updated_at"] = _normalise_ts(patch["updated_at"]) if patch.get("updated_at") else format_ts(now)
+    return out
+
+
+def append_artifacts(truth: dict[str, Any], additions: Any, now: datetime) -> None:
+    """Append full ArtifactItems, or ``{"artifact_type", "data"?}`` shorthands."""
+    arts = list(truth.get("artifacts") or [])
+    for item in additions if isinstance(additions, list) else [additions]:
+        if "data" in item and "created_at" in item:
+            arts.append(jsonable(item))
+        else:
+            arts.append(make_artifact(item["artifact_type"], item.get("data"), created_at=now))
+    truth["artifacts"] = arts
+
+
+def cancel_refusal(truth: Mapping[str, Any]) -> SimError | None:
+    """Why the API would refuse to cancel this run, per the SDK's cancel docstring."""
+    worker = (truth.get("agent_config") or {}).get("worker_host")
+    # The docstring refuses self-hosted runs even though RunItem calls them cancellable.
+    if truth.get("is_run_type_cancellable") is False or worker not in (None, "", "warp"):
+        return SimError(422, "this run type (GitHub Action, local, or self-hosted) cannot be cancelled")
+    state = truth["state"]
+    if state in ENDED_STATES:
+        return SimError(400, f"run is in state {state} and cannot be cancelled")
+    if state == "PENDING":
+        return SimError(409, "run is being prepared; retry the cancellation in a moment")
+    return None

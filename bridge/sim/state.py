@@ -9,32 +9,39 @@ than what a poller has already seen.
 from __future__ import annotations
 
 import copy
-import hashlib
-import hmac
 import secrets
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from .artifacts import make_artifact, make_attachment
 from .clock import Clock, SimClock, format_ts, parse_ts, to_ns
+from .cursor import CursorCodec
 from .errors import SimError
 from .faults import Fault, FaultQueue
-from .listing import CursorCodec, paginate, parse_list_query
+from .handoff import HandoffLinks
+from .listing import paginate, parse_list_query
 from .records import CancelRecord, FollowupRecord, RequestRecord
-from .runs import CONTROL_KEYS, iso_duration, jsonable, new_run, validate_run
+from .runs import (
+    CONTROL_KEYS,
+    ENDED_STATES,
+    append_artifacts,
+    apply_patch,
+    cancel_refusal,
+    jsonable,
+    new_run,
+    validate_run,
+)
 
-__all__ = ["ENDED_STATES", "FOLLOWUP_MODES", "Simulator"]
+__all__ = ["FOLLOWUP_MODES", "Simulator"]
 
-ENDED_STATES = frozenset({"SUCCEEDED", "FAILED", "ERROR", "CANCELLED", "BLOCKED"})
-FINISHED_STATES = frozenset({"SUCCEEDED", "FAILED", "ERROR", "CANCELLED"})
 FOLLOWUP_MODES = ("normal", "plan", "orchestrate")
 _REQUEST_LOG_SIZE = 10_000
 
 
-@dataclass
+@dataclass(eq=False)
 class _Snapshot:
     data: dict[str, Any]
     ts: dict[str, int]
@@ -64,37 +71,33 @@ class Simulator:
     ) -> None:
         self.api_key = api_key
         self.clock: Clock = clock or SimClock()
+        # What accepting a follow-up does to a run in a given state.
         self.followup_transitions = dict(followup_transitions or {"BLOCKED": "INPROGRESS"})
         self.cancel_response = cancel_response
         self.faults = FaultQueue()
-        self._secret = secrets.token_bytes(16)
-        self._codec = CursorCodec(self._secret)
+        secret = secrets.token_bytes(16)
+        self._codec = CursorCodec(secret)
+        self._links = HandoffLinks(secret)
         self._runs: dict[str, _Run] = {}
         self._followups: list[FollowupRecord] = []
         self._cancels: list[CancelRecord] = []
         self._requests: deque[RequestRecord] = deque(maxlen=_REQUEST_LOG_SIZE)
-        self._url_nonce = 0
-
-    # -- writing runs (control surface) ------------------------------------
 
     def now(self) -> datetime:
         return self.clock.now()
 
+    # -- writing runs (control surface) ----------------------------------------
+
     def create_run(self, **fields: Any) -> dict[str, Any]:
-        """Create a run from RunItem fields (missing ones defaulted); return it."""
+        """Create a run from RunItem fields (missing ones defaulted) and control keys."""
         knobs = {k: fields.pop(k) for k in list(fields) if k in CONTROL_KEYS}
         truth = new_run(jsonable(fields), self.now())
         if truth["run_id"] in self._runs:
             raise ValueError(f"run {truth['run_id']} already exists")
-        self._add_artifacts(truth, knobs)
-        validate_run(truth)
-        run = _Run(truth=truth, snapshots=[], attachments=[])
-        self._apply_knobs(run, knobs)
-        self._runs[truth["run_id"]] = run
-        self._snapshot(run, knobs)
-        return copy.deepcopy(run.truth)
+        self._commit(_Run(truth={}, snapshots=[], attachments=[]), truth, knobs)
+        return copy.deepcopy(truth)
 
-    def update_run(self, run_id: str, **fields: Any) -> dict[str, Any]:
+    def update_run(self, run_id: str, /, **fields: Any) -> dict[str, Any]:
         """Patch a run; ``updated_at`` is bumped to now unless given explicitly.
 
         ``None`` removes an optional field. Control keys: add_artifact,
@@ -103,30 +106,12 @@ class Simulator:
         """
         run = self._require(run_id)
         knobs = {k: fields.pop(k) for k in list(fields) if k in CONTROL_KEYS}
-        patch = jsonable(fields)
-        truth = copy.deepcopy(run.truth)
-        now = self.now()
-        previous_state = truth["state"]
-        for key, value in patch.items():
-            if key in ("run_id", "task_id") and value != truth.get(key):
-                raise ValueError(f"{key} is immutable")
-            if value is None:
-                truth.pop(key, None)
-            else:
-                truth[key] = value
-        new_state = truth["state"]
-        if new_state != previous_state:
-            self._on_state_change(truth, new_state, now)
-        truth["updated_at"] = format_ts(parse_ts(patch["updated_at"]) if "updated_at" in patch else now)
-        self._add_artifacts(truth, knobs)
-        validate_run(truth)
-        run.truth = truth
-        self._apply_knobs(run, knobs)
-        self._snapshot(run, knobs)
-        return copy.deepcopy(run.truth)
+        truth = apply_patch(run.truth, jsonable(fields), self.now())
+        self._commit(run, truth, knobs)
+        return copy.deepcopy(truth)
 
     def add_artifact(
-        self, run_id: str, artifact_type: str, data: Mapping[str, Any] | None = None, **update: Any
+        self, run_id: str, artifact_type: str, data: Mapping[str, Any] | None = None, /, **update: Any
     ) -> dict[str, Any]:
         """Append a realistic artifact of ``artifact_type``; returns the artifact."""
         artifact = make_artifact(artifact_type, data, created_at=self.now())
@@ -134,7 +119,7 @@ class Simulator:
         return artifact
 
     def set_attachments(self, run_id: str, attachments: Iterable[Mapping[str, Any]]) -> None:
-        """Set the handoff snapshot files (served only once the run has ended)."""
+        """Set the handoff snapshot files (listed only once the run has ended)."""
         self._require(run_id).attachments = [make_attachment(a) for a in attachments]
 
     def reveal(self, run_id: str | None = None) -> None:
@@ -159,12 +144,13 @@ class Simulator:
     # -- API semantics (shared by HTTP handlers and in-process callers) --------
 
     def list_runs(self, query: Iterable[tuple[str, str]] | Mapping[str, str]) -> dict[str, Any]:
-        pairs = list(query.items()) if isinstance(query, Mapping) else list(query)
-        parsed = parse_list_query(pairs)
+        """The body of ``GET /agent/runs`` for these query pairs (repeats allowed)."""
+        parsed = parse_list_query(list(query.items()) if isinstance(query, Mapping) else query)
+        ancestor = parsed.filters.ancestor_run_id
+        if ancestor and self.visible_run(ancestor) is None:
+            raise SimError(404, f"ancestor run {ancestor} not found")
         views = [(snap.data, snap.ts) for run in self._runs.values() if (snap := self._view(run))]
         parent_of = {rid: run.truth.get("parent_run_id") for rid, run in self._runs.items()}
-        if parsed.filters.ancestor_run_id and self.visible_run(parsed.filters.ancestor_run_id) is None:
-            raise SimError(404, f"ancestor run {parsed.filters.ancestor_run_id} not found")
         return copy.deepcopy(paginate(views, parsed, self._codec, parent_of))
 
     def retrieve_run(self, run_id: str) -> dict[str, Any]:
@@ -183,14 +169,11 @@ class Simulator:
             raise SimError(400, f"invalid mode {mode!r}; expected one of {', '.join(FOLLOWUP_MODES)}")
         if run.followup_reject:
             reject = run.followup_reject
-            raise SimError(
-                int(reject.get("status", 409)),
-                str(reject.get("detail", "run cannot accept follow-ups right now")),
-                error_code=reject.get("error_code"),
-            )
+            detail = str(reject.get("detail", "run cannot accept follow-ups right now"))
+            raise SimError(int(reject.get("status", 409)), detail, error_code=reject.get("error_code"))
         state = run.truth["state"]
         self._followups.append(FollowupRecord(run_id, message, mode, format_ts(self.now()), state))
-        transitions = run.followup_transitions if run.followup_transitions is not None else self.followup_transitions
+        transitions = self.followup_transitions if run.followup_transitions is None else run.followup_transitions
         if state in transitions:
             self.update_run(run_id, state=transitions[state], status_message=None)
 
@@ -200,14 +183,9 @@ class Simulator:
         run = self._runs.get(run_id)
         state = run.truth["state"] if run else None
         try:
-            run = self._require_visible(run_id)
-            worker = (run.truth.get("agent_config") or {}).get("worker_host")
-            if run.truth.get("is_run_type_cancellable") is False or worker not in (None, "", "warp"):
-                raise SimError(422, "this run type (GitHub Action, local, or self-hosted) cannot be cancelled")
-            if state in ENDED_STATES:
-                raise SimError(400, f"run is in terminal state {state} and cannot be cancelled")
-            if state == "PENDING":
-                raise SimError(409, "run is being prepared; retry the cancellation in a moment")
+            refusal = cancel_refusal(self._require_visible(run_id).truth)
+            if refusal is not None:
+                raise refusal
         except SimError as err:
             self._cancels.append(CancelRecord(run_id, at, state, err.status))
             raise
@@ -215,37 +193,22 @@ class Simulator:
         self._cancels.append(CancelRecord(run_id, at, state, 200))
         return self.cancel_response
 
-    def handoff_attachments(self, run_id: str, download_base: str) -> dict[str, Any]:
-        view = self.retrieve_run(run_id)
-        run = self._runs[run_id]
-        if view["state"] not in ENDED_STATES:
+    def handoff_attachments(self, run_id: str, origin: str) -> dict[str, Any]:
+        """Fresh download links, only once the visible run has ended."""
+        if self.retrieve_run(run_id)["state"] not in ENDED_STATES:
             return {"attachments": []}
-        expires = int((self.now() + timedelta(minutes=15)).timestamp())
-        out = []
-        for att in run.attachments:
-            self._url_nonce += 1
-            sig = self._sign(run_id, att["attachment_id"], expires)
-            url = (
-                f"{download_base}/_sim/blobs/{run_id}/{att['attachment_id']}"
-                f"?expires={expires}&n={self._url_nonce}&sig={sig}"
-            )
-            item = {k: att[k] for k in ("attachment_id", "filename", "mime_type") if att.get(k) is not None}
-            out.append({**item, "download_url": url})
-        return {"attachments": out}
+        return {"attachments": self._links.listing(run_id, self._runs[run_id].attachments, self.now(), origin)}
 
     def attachment_blob(self, run_id: str, attachment_id: str, expires: str, sig: str) -> tuple[bytes, str]:
-        """Serve a presigned download; 403 on a bad signature or expiry."""
+        """Content and MIME type behind a download link; 403/404 like a bucket."""
         run = self._runs.get(run_id)
         att = next((a for a in run.attachments if a["attachment_id"] == attachment_id), None) if run else None
         if att is None:
             raise SimError(404, "attachment not found")
-        if not expires.isdigit() or not secrets.compare_digest(sig, self._sign(run_id, attachment_id, int(expires))):
-            raise SimError(403, "invalid download signature")
-        if int(expires) < self.now().timestamp():
-            raise SimError(403, "download URL expired")
-        return att["content"].encode(), str(att.get("mime_type") or "application/octet-stream")
+        self._links.verify(run_id, attachment_id, expires, sig, self.now())
+        return str(att["content"]).encode(), str(att.get("mime_type") or "application/octet-stream")
 
-    # -- logs and knobs ------------------------------------------------------
+    # -- logs and knobs ----------------------------------------------------------
 
     def followups(self, run_id: str | None = None) -> list[FollowupRecord]:
         return [f for f in self._followups if run_id is None or f.run_id == run_id]
@@ -278,6 +241,7 @@ class Simulator:
         malformed: str | bool | None = None,
         latency: float = 0.0,
     ) -> Fault:
+        """Make the next ``count`` matching API requests fail, stall, or return junk."""
         kind = "non_json" if malformed is True else (malformed or None)
         return self.faults.add(Fault(status, count, retry_after, path, method, kind, latency))
 
@@ -291,7 +255,7 @@ class Simulator:
         if isinstance(self.clock, SimClock):
             self.clock.reset()
 
-    # -- internals -----------------------------------------------------------
+    # -- internals -----------------------------------------------------------------
 
     def _require(self, run_id: str) -> _Run:
         run = self._runs.get(run_id)
@@ -305,53 +269,37 @@ class Simulator:
             raise SimError(404, f"run {run_id} not found")
         return run
 
-    def _sign(self, run_id: str, attachment_id: str, expires: int) -> str:
-        msg = f"{run_id}/{attachment_id}/{expires}".encode()
-        return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()[:32]
-
-    def _on_state_change(self, truth: dict[str, Any], state: str, now: datetime) -> None:
-        if state == "INPROGRESS" and "started_at" not in truth:
-            truth["started_at"] = format_ts(now)
-        if state in FINISHED_STATES and "started_at" in truth:
-            truth["run_time"] = iso_duration(now - parse_ts(truth["started_at"]))
-
-    def _add_artifacts(self, truth: dict[str, Any], knobs: Mapping[str, Any]) -> None:
-        additions = knobs.get("add_artifact")
-        if additions is None:
-            return
-        arts = list(truth.get("artifacts") or [])
-        for item in additions if isinstance(additions, list) else [additions]:
-            if "data" in item and "created_at" in item:
-                arts.append(jsonable(item))
-            else:
-                arts.append(make_artifact(item["artifact_type"], item.get("data"), created_at=self.now()))
-        truth["artifacts"] = arts
-
-    def _apply_knobs(self, run: _Run, knobs: Mapping[str, Any]) -> None:
+    def _commit(self, run: _Run, truth: dict[str, Any], knobs: Mapping[str, Any]) -> None:
+        # Validate everything before touching the run so a bad patch changes nothing.
+        if knobs.get("add_artifact") is not None:
+            append_artifacts(truth, knobs["add_artifact"], self.now())
+        validate_run(truth)
+        visible_at_ns = self._visible_at_ns(knobs)
+        attachments = run.attachments
         if "attachments" in knobs:
-            run.attachments = [make_attachment(a) for a in knobs["attachments"] or []]
+            attachments = [make_attachment(a) for a in knobs["attachments"] or []]
         if knobs.get("add_attachment"):
-            run.attachments.append(make_attachment(knobs["add_attachment"]))
+            attachments = [*attachments, make_attachment(knobs["add_attachment"])]
+        run.truth, run.attachments = truth, attachments
         if "followup_reject" in knobs:
             run.followup_reject = knobs["followup_reject"]
         if "followup_transitions" in knobs:
             run.followup_transitions = knobs["followup_transitions"]
-
-    def _snapshot(self, run: _Run, knobs: Mapping[str, Any]) -> None:
-        now_ns = to_ns(self.now())
-        visible_at_ns = 0
-        if knobs.get("visible_at") is not None:
-            va = knobs["visible_at"]
-            visible_at_ns = to_ns(va) if isinstance(va, datetime) else to_ns(parse_ts(str(va)))
-        elif knobs.get("visible_after") is not None:
-            visible_at_ns = now_ns + int(float(knobs["visible_after"]) * 1e9)
-        ts = {k: to_ns(parse_ts(run.truth[k])) for k in ("created_at", "updated_at")}
-        snap = _Snapshot(copy.deepcopy(run.truth), ts, visible_at_ns, bool(knobs.get("hidden")))
-        run.snapshots.append(snap)
-        # Older snapshots behind one that is already visible can never be seen again.
+        self._runs[truth["run_id"]] = run
+        ts = {k: to_ns(parse_ts(truth[k])) for k in ("created_at", "updated_at")}
+        run.snapshots.append(_Snapshot(copy.deepcopy(truth), ts, visible_at_ns, bool(knobs.get("hidden"))))
         current = self._view(run)
         if current is not None:
-            run.snapshots = run.snapshots[run.snapshots.index(current) :]
+            # Snapshots older than one already visible can never be seen again.
+            run.snapshots = run.snapshots[next(i for i, s in enumerate(run.snapshots) if s is current) :]
+
+    def _visible_at_ns(self, knobs: Mapping[str, Any]) -> int:
+        if knobs.get("visible_at") is not None:
+            at = knobs["visible_at"]
+            return to_ns(at if isinstance(at, datetime) else parse_ts(str(at)))
+        if knobs.get("visible_after") is not None:
+            return to_ns(self.now()) + int(float(knobs["visible_after"]) * 1e9)
+        return 0
 
     def _view(self, run: _Run) -> _Snapshot | None:
         now_ns = to_ns(self.now())

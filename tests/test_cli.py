@@ -1,0 +1,104 @@
+"""The command line as a user meets it: exit codes, clear messages, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bridge.diff import diff_run
+from bridge.store import outbox
+from bridge.store.engine import create_engine, migrate
+from tests.conftest import make_run
+from tests.test_diff import NOW, START
+
+
+def oz_bridge(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("OZ_BRIDGE_", "SLACK_", "WARP_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "bridge.cli", *args],
+        cwd=cwd, env={**base, **(env or {})}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "env", "message"),
+    [
+        ("poll: [1, 2\n", {}, "bad.yaml: line 2, column 1: expected ',' or ']'"),
+        ("targets:\n  a: {type: console}\nroutes:\n  - {name: r, events: ['*'], to: [b]}\n", {}, "routes[0].to[0]: unknown target 'b'"),
+        ("targets:\n  h: {type: webhook, url: '${HOOK_URL}'}\n", {}, "targets.h.url: environment variable HOOK_URL is not set"),
+        ("targets:\n  s: {type: slack, channel: C1}\n", {}, "targets.s: a slack target needs SLACK_BOT_TOKEN"),
+    ],
+)
+def test_bad_config_exits_2_with_one_clear_line_per_problem(tmp_path: Path, yaml_text: str, env: dict[str, str], message: str) -> None:
+    (tmp_path / "bad.yaml").write_text(yaml_text)
+    for command in (["check-config"], ["run"]):
+        result = oz_bridge(*command, "--config", "bad.yaml", cwd=tmp_path, env={"WARP_API_KEY": "k", **env})
+        assert result.returncode == 2
+        assert message in result.stderr
+        assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_run_without_an_api_key_is_a_config_error(tmp_path: Path) -> None:
+    result = oz_bridge("run", cwd=tmp_path)
+    assert result.returncode == 2 and "WARP_API_KEY: required for run" in result.stderr
+
+
+def test_check_config_summarises_a_valid_file_without_showing_secrets(tmp_path: Path) -> None:
+    (tmp_path / "ok.yaml").write_text(
+        "targets:\n  h: {type: webhook, url: 'https://hooks.example.com/T0/B0/sekrit-token', secret: '${S}'}\n"
+        "routes:\n  - {name: all, events: ['*'], to: [h]}\n"
+    )
+    result = oz_bridge("check-config", "--config", "ok.yaml", cwd=tmp_path, env={"S": "whsec_c2VrcmV0"})
+    assert result.returncode == 0, result.stderr
+    assert "route all: * → h" in result.stdout
+    assert "sekrit" not in result.stdout and "whsec_c2VrcmV0" not in result.stdout
+
+
+def test_routes_test_prints_routes_targets_and_body_and_sends_nothing(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text(
+        "targets:\n  h: {type: webhook, url: 'http://127.0.0.1:9/never'}\n  c: {type: console}\n"
+        "routes:\n  - {name: failures, events: [run.failed], to: [h]}\n  - {name: prs, events: ['artifact.*'], to: [c]}\n"
+    )
+    run = make_run(state="FAILED", status_message={"message": "boom"})
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    result = oz_bridge("routes", "test", "--event", "run.failed", "--run", "run.json", "--config", "r.yaml", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "route failures → h" in result.stdout and "prs" not in result.stdout
+    body = result.stdout.split("would receive POST body:\n", 1)[1].rsplit("\n\n(nothing was sent)", 1)[0]
+    assert json.loads(body)["run"] == run
+    result = oz_bridge("routes", "test", "--event", "run.succeeded", "--config", "r.yaml", cwd=tmp_path)
+    assert "no route matches" in result.stdout
+
+
+async def test_dlq_list_and_retry_and_db_upgrade(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    env = {"OZ_BRIDGE_DATABASE_URL": url}
+    upgrade = oz_bridge("db", "upgrade", cwd=tmp_path, env=env)
+    assert upgrade.returncode == 0 and "revision" in upgrade.stdout
+    engine = create_engine(url)
+    await migrate(engine)
+    event = diff_run(None, make_run("run-dead"), START, NOW)[0]
+    from datetime import UTC, datetime
+
+    async with engine.begin() as conn:
+        await outbox.enqueue(conn, [(event, "audit")], datetime.now(UTC))
+        [row] = await outbox.claim_due(conn, "w", datetime.now(UTC), 1, __import__("datetime").timedelta(minutes=1))
+        await outbox.mark_dead(conn, row.id, "HTTP 410")
+    listing = oz_bridge("dlq", "list", cwd=tmp_path, env=env)
+    assert "run-dead" in listing.stdout and "HTTP 410" in listing.stdout
+    retry = oz_bridge("dlq", "retry", str(row.id), cwd=tmp_path, env=env)
+    assert "requeued 1" in retry.stdout
+    assert "no dead letters" in oz_bridge("dlq", "list", cwd=tmp_path, env=env).stdout
+    await engine.dispose()
+
+
+def test_demo_plays_the_scenario_and_exits_zero(tmp_path: Path) -> None:
+    result = oz_bridge("demo", "--speed", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for expected in ("run.failed", "run.blocked", "artifact.pull_request", "run.cancelled", "follow-up(s) reached the API"):
+        assert expected in result.stdout
