@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -99,8 +101,9 @@ class Bridge:
         assert self.poller is not None
         async with self._poll_lock:
             backoff = await self.poller.tick()
-        if backoff is not None:
-            self.scheduler.modify_job(POLL_JOB, next_run_time=datetime.now(UTC) + timedelta(seconds=backoff))
+        if backoff is not None and self.scheduler.running:
+            with contextlib.suppress(JobLookupError):  # shutting down: nothing left to reschedule
+                self.scheduler.modify_job(POLL_JOB, next_run_time=datetime.now(UTC) + timedelta(seconds=backoff))
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         try:

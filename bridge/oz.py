@@ -53,19 +53,25 @@ async def run_pages(
     on_request: Any = None,
 ) -> AsyncIterator[list[JSONDict]]:
     """Pages of runs updated after ``updated_after``, oldest change first, to the end."""
-    page = await client.agent.runs.list(
-        **filters,
-        sort_by="updated_at",
-        sort_order="asc",
-        limit=page_size,
-        updated_after=updated_after,
-    )
-    while True:
-        if on_request:
-            on_request()
-        if not isinstance(getattr(page, "runs", None), list):
-            raise MalformedRun("the runs list is missing from the API's answer")
-        yield [checked_run(item) for item in page.runs]
-        if not page.has_next_page():
-            return
-        page = await page.get_next_page()
+    try:
+        page = await client.agent.runs.list(
+            **filters,
+            sort_by="updated_at",
+            sort_order="asc",
+            limit=page_size,
+            updated_after=updated_after,
+        )
+        while True:
+            if on_request:
+                on_request()
+            if not isinstance(getattr(page, "runs", None), list):
+                raise MalformedRun("the runs list is missing from the API's answer")
+            yield [checked_run(item) for item in page.runs]
+            if not page.has_next_page():
+                return
+            page = await page.get_next_page()
+    except (ValueError, AttributeError, TypeError, KeyError) as exc:
+        if isinstance(exc, MalformedRun):
+            raise
+        # The SDK parses leniently: a non-JSON or truncated body surfaces as a plain Python error.
+        raise MalformedRun(f"unreadable answer from GET /agent/runs ({type(exc).__name__}: {exc})") from None
