@@ -19,6 +19,7 @@ from bridge.logs import get_logger, redactor
 from bridge.metrics import Metrics
 from bridge.notifiers.base import Notifier
 from bridge.notifiers.registry import NotifierDeps, build_notifiers
+from bridge.notifiers.slack import SlackContext
 from bridge.oz import build_client
 from bridge.poller import Poller
 from bridge.settings import Settings
@@ -45,6 +46,7 @@ class Bridge:
         self.engine: AsyncEngine = create_engine(settings.database_url)
         self.oz = build_client(settings.oz)
         self.http: aiohttp.ClientSession | None = None
+        self.slack: SlackContext | None = None
         self.notifiers: dict[str, Notifier] = {}
         self.delivery: DeliveryWorker | None = None
         self.poller: Poller | None = None
@@ -62,7 +64,9 @@ class Bridge:
             async with self.engine.begin() as conn:
                 await outbox.release_claims(conn)
         self.http = aiohttp.ClientSession()
-        self.notifiers = build_notifiers(self.settings, NotifierDeps(http=self.http))
+        if self.settings.slack.bot_token is not None:
+            self.slack = SlackContext(self.settings.slack, self.engine, self.metrics)
+        self.notifiers = build_notifiers(self.settings, NotifierDeps(http=self.http, slack=self.slack))
         self.delivery = DeliveryWorker(self.engine, self.notifiers, self.settings.delivery, self.metrics)
         self.poller = Poller(
             self.engine,
@@ -153,6 +157,8 @@ class Bridge:
             await self._runner.cleanup()
         for notifier in self.notifiers.values():
             await notifier.close()
+        if self.slack is not None:
+            await self.slack.close()
         if self.http is not None:
             await self.http.close()
         await self.oz.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -12,13 +12,16 @@ from bridge.notifiers.console import ConsoleNotifier
 from bridge.notifiers.webhook import WebhookNotifier
 from bridge.settings import ConsoleTarget, Settings, SlackTarget, WebhookTarget
 
+if TYPE_CHECKING:
+    from bridge.notifiers.slack import SlackContext
+
 
 @dataclass
 class NotifierDeps:
     """Shared resources notifiers may need, built once by the composition root."""
 
     http: aiohttp.ClientSession
-    slack: Any = None  # the Slack notifier factory's shared state, when Slack is configured
+    slack: SlackContext | None = None  # present when SLACK_BOT_TOKEN is set
 
 
 def build_notifiers(settings: Settings, deps: NotifierDeps) -> dict[str, Notifier]:

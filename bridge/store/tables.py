@@ -100,6 +100,13 @@ slack_threads = Table(
     Column("channel_id", String(64), nullable=True),
     Column("ts", String(64), nullable=True),
     Column("created_at", UTCDateTime(), nullable=False),
+    # While ts is null the row is a "root being posted" marker: who is posting it
+    # (a process id) and since when (created_at), so a crash is told from a peer at work.
+    Column("claimed_by", String(64), nullable=True),
+    # The event the root was posted for: its delivery must not also get a thread reply.
+    Column("root_event_id", String(64), nullable=True),
+    # The run's updated_at the root shows, so a late or replayed event never rolls it back.
+    Column("shown_updated_at", UTCDateTime(), nullable=True),
     Index("ix_slack_threads_ts", "channel_id", "ts"),
 )
 
@@ -120,7 +127,17 @@ inbound_events = Table(
     Column("last_error", Text, nullable=True),
     Column("claimed_by", String(128), nullable=True),
     Column("claimed_until", UTCDateTime(), nullable=True),
+    # A second identity for the same human act: Slack sends ``message`` and
+    # ``app_mention`` (two event ids) for one message, keyed here by channel + ts.
+    Column("dedupe_key", String(200), nullable=True),
+    # Rows sharing a queue (one Slack thread) are acted on in the order received.
+    Column("queue_key", String(200), nullable=True),
+    # What the effect on Oz came to, stored before Slack is told, so a retry of
+    # the telling never repeats the follow-up or the cancel.
+    Column("outcome", JSON, nullable=True),
     Index("ix_inbound_due", "status", "next_attempt_at"),
+    Index("uq_inbound_dedupe", "dedupe_key", unique=True),
+    Index("ix_inbound_queue", "status", "queue_key", "received_at"),
 )
 
 leases = Table(

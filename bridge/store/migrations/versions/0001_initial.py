@@ -65,6 +65,9 @@ def upgrade() -> None:
         sa.Column("channel_id", sa.String(64), nullable=True),
         sa.Column("ts", sa.String(64), nullable=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("claimed_by", sa.String(64), nullable=True),
+        sa.Column("root_event_id", sa.String(64), nullable=True),
+        sa.Column("shown_updated_at", UTCDateTime(), nullable=True),
     )
     op.create_index("ix_slack_threads_ts", "slack_threads", ["channel_id", "ts"])
     op.create_table(
@@ -80,8 +83,13 @@ def upgrade() -> None:
         sa.Column("last_error", sa.Text, nullable=True),
         sa.Column("claimed_by", sa.String(128), nullable=True),
         sa.Column("claimed_until", UTCDateTime(), nullable=True),
+        sa.Column("dedupe_key", sa.String(200), nullable=True),
+        sa.Column("queue_key", sa.String(200), nullable=True),
+        sa.Column("outcome", sa.JSON, nullable=True),
     )
     op.create_index("ix_inbound_due", "inbound_events", ["status", "next_attempt_at"])
+    op.create_index("uq_inbound_dedupe", "inbound_events", ["dedupe_key"], unique=True)
+    op.create_index("ix_inbound_queue", "inbound_events", ["status", "queue_key", "received_at"])
     op.create_table(
         "leases",
         sa.Column("name", sa.String(64), primary_key=True),
