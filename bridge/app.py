@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.delivery import DeliveryWorker
+from bridge.inbound import Inbound, build_inbound
 from bridge.logs import get_logger, redactor
 from bridge.metrics import Metrics
 from bridge.notifiers.base import Notifier
@@ -47,6 +48,7 @@ class Bridge:
         self.oz = build_client(settings.oz)
         self.http: aiohttp.ClientSession | None = None
         self.slack: SlackContext | None = None
+        self.inbound: Inbound | None = None
         self.notifiers: dict[str, Notifier] = {}
         self.delivery: DeliveryWorker | None = None
         self.poller: Poller | None = None
@@ -78,6 +80,7 @@ class Bridge:
         )
         await self.poller.prepare()
         self._tasks.append(asyncio.create_task(self.delivery.run(), name="delivery"))
+        await self._start_inbound()
         await self._start_http()
         self.scheduler.add_job(
             self._poll_job,
@@ -91,8 +94,19 @@ class Bridge:
         self.scheduler.start()
         log.info("oz-bridge started", port=self.port, targets=sorted(self.settings.targets))
 
+    async def _start_inbound(self) -> None:
+        """Replies and buttons need a bot token to answer with, and a way in: HTTP or Socket Mode."""
+        slack = self.settings.slack
+        if slack.bot_token is None or (slack.signing_secret is None and slack.app_token is None):
+            return
+        if self.slack is None:
+            self.slack = SlackContext(slack, self.engine, self.metrics)
+        self.inbound = build_inbound(self.settings, self.engine, self.oz, self.slack.client, self.metrics)
+        await self.inbound.start()
+
     async def _start_http(self) -> None:
-        app = build_web_app(self.readiness, self.render_metrics)
+        routes = self.inbound.routes() if self.inbound is not None else []
+        app = build_web_app(self.readiness, self.render_metrics, extra_routes=routes)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
@@ -155,6 +169,8 @@ class Bridge:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.inbound is not None:
+            await self.inbound.stop()
         for notifier in self.notifiers.values():
             await notifier.close()
         if self.slack is not None:

@@ -36,7 +36,12 @@ def create_engine(url: str) -> AsyncEngine:
     if path is None:
         return create_async_engine(async_url(url), pool_pre_ping=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(async_url(url), connect_args={"timeout": 30})
+    # Every SQLite transaction takes the write lock (BEGIN IMMEDIATE), so a single
+    # pooled connection loses no concurrency: callers queue fairly in asyncio
+    # instead of in SQLite's busy handler, whose sleeps grow to 100 ms each.
+    engine = create_async_engine(
+        async_url(url), connect_args={"timeout": 30}, pool_size=1, max_overflow=0, pool_timeout=60
+    )
     _make_sqlite_serialisable(engine)
     return engine
 

@@ -106,21 +106,23 @@ async def claim_due(conn: AsyncConnection, holder: str, now: datetime, limit: in
         .order_by(outbox.c.id)
         .limit(limit)
     )
-    claimed: list[OutboxRow] = []
-    for record in (await conn.execute(heads)).all():
-        # Another replica may have claimed it since the select: only one update wins.
-        result = await conn.execute(
-            update(outbox)
-            .where(
-                outbox.c.id == record.id,
-                outbox.c.status == PENDING,
-                or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now),
-            )
-            .values(claimed_by=holder, claimed_until=now + lease)
+    candidates = {record.id: record for record in (await conn.execute(heads)).all()}
+    if not candidates:
+        return []
+    # Another replica may have claimed some since the select: the update re-checks, and
+    # RETURNING says which rows this worker actually won.
+    won = await conn.execute(
+        update(outbox)
+        .where(
+            outbox.c.id.in_(list(candidates)),
+            outbox.c.status == PENDING,
+            or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now),
         )
-        if result.rowcount == 1:
-            claimed.append(_row(record))
-    return claimed
+        .values(claimed_by=holder, claimed_until=now + lease)
+        .returning(outbox.c.id)
+    )
+    won_ids = {row.id for row in won}
+    return [_row(record) for row_id, record in candidates.items() if row_id in won_ids]
 
 
 async def mark_delivered(conn: AsyncConnection, row_id: int, now: datetime) -> None:

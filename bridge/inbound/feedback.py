@@ -1,0 +1,80 @@
+"""Telling people in Slack what became of what they did: reactions, thread replies, ephemerals.
+
+Cosmetic touches (the ``eyes`` reaction) never hold up the real work; the
+messages that carry an outcome raise ``Transient`` so the worker tries again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from slack_sdk.models.blocks import Block
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bridge.inbound.calls import SlackRefused, Transient, slack_call
+from bridge.logs import get_logger
+
+log = get_logger("bridge.inbound.feedback")
+_RESPONSE_URL_GONE = frozenset({404, 410})
+
+
+class SlackFeedback:
+    def __init__(self, slack: AsyncWebClient) -> None:
+        self._slack = slack
+
+    async def react(self, channel: str, ts: str, name: str) -> None:
+        """Add a reaction; one that is already there is just as good."""
+        try:
+            await slack_call(self._slack.reactions_add(channel=channel, timestamp=ts, name=name))
+        except SlackRefused as exc:
+            if exc.error != "already_reacted":
+                log.warning("reaction refused by Slack", reaction=name, error=exc.error)
+
+    async def react_soon(self, channel: str, ts: str, name: str) -> None:
+        """A courtesy reaction: a failure is logged, never retried."""
+        try:
+            await self.react(channel, ts, name)
+        except Transient as exc:
+            log.warning("reaction not added", reaction=name, reason=exc.reason)
+
+    async def thread_reply(self, channel: str, thread_ts: str, text: str) -> None:
+        try:
+            await slack_call(self._slack.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text))
+        except SlackRefused as exc:
+            log.warning("thread reply refused by Slack", error=exc.error)
+
+    async def ephemeral(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> None:
+        try:
+            await slack_call(self._slack.chat_postEphemeral(channel=channel, user=user, text=text, thread_ts=thread_ts))
+        except SlackRefused as exc:
+            log.warning("ephemeral message refused by Slack", error=exc.error)
+
+    async def update_message(self, channel: str, ts: str, text: str, blocks: Sequence[Block | dict[str, Any]]) -> None:
+        try:
+            await slack_call(self._slack.chat_update(channel=channel, ts=ts, text=text, blocks=blocks))
+        except SlackRefused as exc:
+            log.warning("message update refused by Slack", error=exc.error)
+
+    async def to_clicker(self, response_url: str | None, channel: str | None, user: str, text: str) -> None:
+        """An answer only the person who clicked sees: via response_url, else chat.postEphemeral."""
+        if response_url and await self._respond(response_url, text):
+            return
+        if channel:
+            await self.ephemeral(channel, user, text)
+
+    async def _respond(self, response_url: str, text: str) -> bool:
+        webhook = AsyncWebhookClient(response_url, timeout=10)
+        try:
+            response = await slack_call(webhook.send(text=text, response_type="ephemeral", replace_original=False))
+        except SlackRefused:
+            return False
+        if response.status_code == 200:
+            return True
+        if response.status_code == 429 or response.status_code >= 500:
+            raise Transient(f"response_url answered {response.status_code}")
+        # An expired or used-up response_url: fall back to chat.postEphemeral.
+        if response.status_code not in _RESPONSE_URL_GONE:
+            log.warning("response_url refused the answer", status=response.status_code)
+        return False

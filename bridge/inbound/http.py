@@ -1,0 +1,73 @@
+"""``POST /slack/events`` on aiohttp: a thin adapter from HTTP to the neutral request.
+
+Order matters: size limit, then signature (401 before any parsing), then
+parsing (400), then the inbox. The answer goes out as soon as the request is
+stored; the follow-up or cancel happens afterwards in the inbox worker.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bridge.inbound.inbox import Intake
+from bridge.inbound.request import MalformedRequest, parse_http
+from bridge.inbound.verify import RequestVerifier
+from bridge.logs import get_logger
+from bridge.metrics import Metrics
+from bridge.web import MAX_BODY
+
+log = get_logger("bridge.inbound.http")
+PATH = "/slack/events"
+_CHUNK = 64 * 1024
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(request: web.Request, limit: int = MAX_BODY) -> bytes:
+    """The raw body, refusing more than ``limit`` bytes even without a Content-Length."""
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLarge
+    body = bytearray()
+    while chunk := await request.content.read(_CHUNK):
+        body += chunk
+        if len(body) > limit:
+            raise BodyTooLarge
+    return bytes(body)
+
+
+class SlackEventsEndpoint:
+    def __init__(self, verifier: RequestVerifier, intake: Intake, metrics: Metrics) -> None:
+        self._verifier = verifier
+        self._intake = intake
+        self._metrics = metrics
+
+    def route(self) -> web.RouteDef:
+        return web.post(PATH, self.handle)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = await read_body(request)
+        except BodyTooLarge:
+            return self._refuse("too_large", 413, "request body over 1 MiB")
+        if not self._verifier.is_valid(body, request.headers):
+            return self._refuse("unsigned", 401, "invalid or stale Slack signature")
+        try:
+            slack_request = parse_http(body, request.headers.get("Content-Type", ""))
+        except MalformedRequest as exc:
+            return self._refuse("malformed", 400, str(exc))
+        if slack_request.kind == "url_verification":
+            self._metrics.slack_inbound.labels("url_verification", "answered").inc()
+            return web.json_response({"challenge": slack_request.body["challenge"]})
+        try:
+            await self._intake.accept(slack_request)
+        except Exception:
+            # Not stored, so not acknowledged: Slack will send it again.
+            log.exception("could not store a Slack request; Slack will retry")
+            return self._refuse("store_failed", 503, "temporarily unable to accept the request")
+        return web.Response(status=200)
+
+    def _refuse(self, result: str, status: int, reason: str) -> web.Response:
+        self._metrics.slack_inbound.labels("http", result).inc()
+        return web.json_response({"error": reason}, status=status)

@@ -1,0 +1,200 @@
+"""The inbox worker: claim stored Slack requests, act on Oz once, tell Slack, mark done.
+
+Each row goes act → record outcome → tell → done, with a commit between steps,
+so a crash or a transient failure resumes at the step that was not finished:
+the follow-up or cancel is never repeated once its outcome is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bridge.inbound.calls import Transient
+from bridge.inbound.outcome import InboxHandler, Outcome
+from bridge.logs import get_logger
+from bridge.store import inbox
+from bridge.store.inbox import InboxRow
+
+log = get_logger("bridge.inbound.worker")
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    concurrency: int = 8
+    check_interval: float = 1.0
+    first_retry: float = 1.0
+    max_backoff: float = 60.0
+    # A follow-up delivered an hour late is more surprising than helpful: tell the person instead.
+    max_age: float = 3600.0
+    max_retry_after: float = 600.0
+    lease: float = 120.0
+    # Finished rows are kept well past Slack's retry window, so a late retry is still a duplicate.
+    keep_finished: float = 3 * 86400.0
+    purge_every: float = 3600.0
+    shutdown_grace: float = 10.0
+
+
+def retry_delay(attempt: int, settings: WorkerSettings, retry_after: float | None, jitter: float) -> float:
+    """Seconds before retry number ``attempt``: the server's hint, else doubling with ±20 % jitter."""
+    if retry_after is not None and 0 <= retry_after <= settings.max_retry_after:
+        return retry_after
+    base: float = settings.first_retry * 2.0 ** min(attempt - 1, 32)
+    return float(min(settings.max_backoff, base * (0.8 + 0.4 * jitter)))
+
+
+class InboxWorker:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        handlers: Mapping[str, InboxHandler],
+        settings: WorkerSettings | None = None,
+        clock: Clock = utcnow,
+    ) -> None:
+        self._engine = engine
+        self._handlers = handlers
+        self._settings = settings or WorkerSettings()
+        self._clock = clock
+        self.holder = f"inbox-{uuid.uuid4().hex[:12]}"
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._last_purge: datetime | None = None
+
+    def wake(self) -> None:
+        """A row was just stored: look now instead of at the next check."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            await self.run_once()
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._settings.check_interval)
+
+    async def run_once(self) -> int:
+        """Claim what is due and start processing it; how many rows were claimed. Never raises."""
+        free = self._settings.concurrency - len(self._in_flight)
+        try:
+            rows = await self._claim(free) if free > 0 else []
+            await self._purge_now_and_then()
+        except Exception:
+            log.exception("inbox claim failed; will try again")
+            return 0
+        for row in rows:
+            task = asyncio.create_task(self.process(row))
+            self._in_flight.add(task)
+            task.add_done_callback(self._finished)
+        return len(rows)
+
+    async def drain(self) -> None:
+        """Wait for rows in flight; for tests and shutdown."""
+        while self._in_flight:
+            await asyncio.gather(*list(self._in_flight), return_exceptions=True)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._wake.set()  # the thread's next reply may be claimable now
+
+    async def stop(self) -> None:
+        """Stop claiming; let rows in flight finish within the grace period, then hand back claims."""
+        self._stopping.set()
+        self._wake.set()
+        if self._in_flight:
+            _, pending = await asyncio.wait(self._in_flight, timeout=self._settings.shutdown_grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        async with self._engine.begin() as conn:
+            await inbox.release_claims(conn, self.holder)
+
+    async def _claim(self, limit: int) -> list[InboxRow]:
+        lease = timedelta(seconds=self._settings.lease)
+        async with self._engine.begin() as conn:
+            return await inbox.claim_due(conn, self.holder, self._clock(), limit, lease)
+
+    async def _purge_now_and_then(self) -> None:
+        now = self._clock()
+        if self._last_purge and (now - self._last_purge).total_seconds() < self._settings.purge_every:
+            return
+        self._last_purge = now
+        async with self._engine.begin() as conn:
+            await inbox.purge_finished(conn, now - timedelta(seconds=self._settings.keep_finished))
+
+    async def process(self, row: InboxRow) -> None:
+        """Take one claimed row as far as it goes; never raises."""
+        try:
+            await self._process(row)
+        except Exception:
+            # The claim's lease runs out and the row comes back; nothing is lost.
+            log.exception("inbox row could not be settled", inbox_event_id=row.event_id)
+
+    async def _process(self, row: InboxRow) -> None:
+        handler = self._handlers.get(row.kind)
+        if handler is None:
+            await self._finish(row, "no handler for this kind of row")
+            return
+        outcome = Outcome.from_json(row.outcome) if row.outcome else None
+        try:
+            if outcome is None:
+                outcome = await handler.act(row)
+                async with self._engine.begin() as conn:
+                    await inbox.record_outcome(conn, row.event_id, outcome.to_json())
+            await handler.tell(row, outcome)
+        except Transient as exc:
+            await self._retry_or_give_up(row, handler, exc, acted=outcome is not None)
+            return
+        except DBAPIError:
+            # The database, not the row, is at fault: the claim lapses and the row comes back.
+            raise
+        except Exception as exc:
+            # A bug must not wedge the thread's queue: record it and move on.
+            log.exception("inbox row failed", inbox_event_id=row.event_id, kind=row.kind)
+            await self._fail(row, type(exc).__name__)
+            return
+        await self._finish(row, None)
+        log.info("inbox row done", inbox_event_id=row.event_id, kind=row.kind, result=outcome.result)
+
+    async def _retry_or_give_up(self, row: InboxRow, handler: InboxHandler, exc: Transient, acted: bool) -> None:
+        now = self._clock()
+        delay = retry_delay(row.attempts + 1, self._settings, exc.retry_after, random.random())
+        retry_at = now + timedelta(seconds=delay)
+        if retry_at <= row.received_at + timedelta(seconds=self._settings.max_age):
+            async with self._engine.begin() as conn:
+                await inbox.mark_retry(conn, row.event_id, retry_at, exc.reason)
+            log.warning("inbox row will be retried", inbox_event_id=row.event_id, reason=exc.reason, retry_at=retry_at)
+            return
+        if not acted:
+            await self._tell_giving_up(row, handler, exc.reason)
+        await self._fail(row, exc.reason)
+
+    async def _tell_giving_up(self, row: InboxRow, handler: InboxHandler, reason: str) -> None:
+        outcome = handler.give_up(row, reason)
+        try:
+            await handler.tell(row, outcome)
+        except Transient as exc:
+            log.warning("could not tell Slack that an inbox row was given up", reason=exc.reason)
+
+    async def _finish(self, row: InboxRow, error: str | None) -> None:
+        async with self._engine.begin() as conn:
+            await inbox.mark_done(conn, row.event_id, self._clock())
+        if error:
+            log.warning("inbox row skipped", inbox_event_id=row.event_id, reason=error)
+
+    async def _fail(self, row: InboxRow, error: str) -> None:
+        async with self._engine.begin() as conn:
+            await inbox.mark_failed(conn, row.event_id, self._clock(), error)
+        log.error("inbox row given up", inbox_event_id=row.event_id, kind=row.kind, reason=error)

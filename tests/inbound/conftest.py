@@ -1,0 +1,91 @@
+"""Inbound Slack fixtures: the simulator and fake Slack served, and a factory of harnesses."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from oz_agent_sdk import AsyncOzAPI
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bridge.inbound import Inbound, WorkerSettings, build_inbound
+from bridge.metrics import Metrics
+from bridge.sim import Simulator, running_simulator
+from bridge.web import build_web_app
+from tests.fakes.slack_api import FakeSlack
+from tests.inbound.harness import (
+    API_KEY,
+    APP_TOKEN,
+    BOT_TOKEN,
+    FAST,
+    Harness,
+    HarnessFactory,
+    always_ready,
+    make_settings,
+    no_metrics,
+)
+
+
+@pytest.fixture
+def sim() -> Simulator:
+    return Simulator(api_key=API_KEY)
+
+
+@pytest.fixture
+async def sim_url(sim: Simulator) -> AsyncIterator[str]:
+    async with running_simulator(sim) as url:
+        yield url
+
+
+@pytest.fixture
+async def oz(sim_url: str) -> AsyncIterator[AsyncOzAPI]:
+    client = AsyncOzAPI(api_key=API_KEY, base_url=f"{sim_url}/api/v1", max_retries=0, timeout=5)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack(token=BOT_TOKEN, app_token=APP_TOKEN) as slack_api:
+        yield slack_api
+
+
+@pytest.fixture
+def slack(fake: FakeSlack) -> AsyncWebClient:
+    return AsyncWebClient(token=BOT_TOKEN, base_url=fake.api_url)
+
+
+@pytest.fixture
+async def make_harness(
+    tmp_path: Path,
+    sim: Simulator,
+    fake: FakeSlack,
+    slack: AsyncWebClient,
+    oz: AsyncOzAPI,
+    engine: AsyncEngine,
+    aiohttp_client: Any,
+) -> AsyncIterator[HarnessFactory]:
+    started: list[Inbound] = []
+
+    async def make(worker: WorkerSettings = FAST, start: bool = False, **slack_settings: Any) -> Harness:
+        metrics = Metrics()
+        settings = make_settings(tmp_path, **slack_settings)
+        inbound = build_inbound(settings, engine, oz, slack, metrics, worker_settings=worker)
+        app = build_web_app(always_ready, no_metrics, extra_routes=inbound.routes())
+        client = await aiohttp_client(app)
+        if start:
+            await inbound.start()
+            started.append(inbound)
+        return Harness(sim, fake, slack, engine, inbound, client, metrics)
+
+    yield make
+    for inbound in started:
+        await inbound.stop()
+
+
+@pytest.fixture
+async def harness(make_harness: HarnessFactory) -> Harness:
+    return await make_harness()
