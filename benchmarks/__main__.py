@@ -112,9 +112,11 @@ async def answers(http: aiohttp.ClientSession, url: str) -> bool:
         return False
 
 
-async def count_list_requests(http: aiohttp.ClientSession, sim_url: str) -> int:
-    async with http.get(f"{sim_url}/_sim/requests", params={"path": "/api/v1/agent/runs"}) as response:
-        return len((await response.json())["requests"])
+async def counter(http: aiohttp.ClientSession, port: int, name: str) -> float:
+    """A counter from the bridge's own /metrics, summed over its labels."""
+    async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
+        text = await response.text()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
 
 async def measure(config: Config, sim_url: str, receiver: Receiver, runs: int) -> dict[str, float]:
@@ -127,7 +129,8 @@ async def measure(config: Config, sim_url: str, receiver: Receiver, runs: int) -
             workdir = Path(tmp)
             port = 18000 + os.getpid() % 1000
             settings = {
-                "poll": {"interval": 0.2, "sweep": 2, "lookback": 5, "page_size": 100},
+                # Production sweep settings; a short interval so detection doesn't dominate.
+                "poll": {"interval": 0.2, "sweep": 15, "lookback": 30, "page_size": 100},
                 "delivery": {"concurrency": config.concurrency, "check_interval": 0.2},
                 "targets": {"hook": {"type": "webhook", "url": receiver.url, "timeout": 5}},
                 "routes": [{"name": "all", "events": ["*"], "to": ["hook"]}],
@@ -146,6 +149,11 @@ async def measure(config: Config, sim_url: str, receiver: Receiver, runs: int) -
             ready = f"http://127.0.0.1:{port}/readyz"
             bridge = await spawn_bridge(workdir, env)
             await until(lambda: answers(http, ready), 30)
+            polls = await counter(http, port, "oz_bridge_polls_total")
+            requests = await counter(http, port, "oz_bridge_poll_requests_total")
+            await asyncio.sleep(3.0)  # the API has no runs yet: truly idle ticks
+            idle_polls = await counter(http, port, "oz_bridge_polls_total") - polls
+            idle_requests = await counter(http, port, "oz_bridge_poll_requests_total") - requests
             bridge.terminate()
             await bridge.wait()
             for _ in range(runs):
@@ -163,10 +171,6 @@ async def measure(config: Config, sim_url: str, receiver: Receiver, runs: int) -
             first, last = receiver.arrivals[0][0], receiver.arrivals[-1][0]
             latencies = [at - spawned for at, _ in receiver.arrivals]
 
-            before = await count_list_requests(http, sim_url)
-            idle_seconds = 3.0
-            await asyncio.sleep(idle_seconds)
-            idle_requests = await count_list_requests(http, sim_url) - before
             rss = peak_rss_mib(bridge.pid)
             bridge.terminate()
             await bridge.wait()
@@ -175,7 +179,7 @@ async def measure(config: Config, sim_url: str, receiver: Receiver, runs: int) -
         "events_per_s": (len(receiver.arrivals) - 1) / (last - first),
         "startup_s": startup,
         "drained_s": latencies[-1],
-        "idle_requests_per_tick": idle_requests / (idle_seconds / 0.2),
+        "idle_requests_per_tick": idle_requests / idle_polls,
         "peak_rss_mib": rss,
     }
 

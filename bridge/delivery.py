@@ -12,9 +12,10 @@ import contextlib
 import random
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bridge.logs import get_logger
 from bridge.metrics import Metrics
@@ -63,8 +64,24 @@ def next_step(
     return "retry", retry_at
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """The result of one send, waiting to be written back to the outbox."""
+
+    row: OutboxRow
+    outcome: Outcome
+    step: str
+    retry_at: datetime | None
+    finished_at: datetime
+
+
 class DeliveryWorker:
-    """Runs many (target, run) queues in parallel, one row at a time per queue."""
+    """Runs many (target, run) queues in parallel, one row at a time per queue.
+
+    Sends happen in tasks; their results are written back by the loop together
+    with the next claim, in one transaction (a group commit), so the database
+    sees one short write per batch rather than two per delivery.
+    """
 
     def __init__(
         self,
@@ -83,6 +100,7 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._finished: list[Attempt] = []
         # A claim outlives the slowest send (Slack's rate-limit waits included).
         self._lease = timedelta(seconds=max(120.0, 4 * settings.shutdown_grace))
 
@@ -92,25 +110,19 @@ class DeliveryWorker:
 
     async def run(self) -> None:
         while not self._stopping.is_set():
-            free = self._settings.concurrency - len(self._in_flight)
-            if free > 0:
-                try:
-                    for row in await self._claim(free):
-                        task = asyncio.create_task(self._deliver(row))
-                        self._in_flight.add(task)
-                        task.add_done_callback(self._finished)
-                except Exception:
-                    log.exception("outbox claim failed; will try again")
             self._wake.clear()
+            try:
+                for row in await self._record_and_claim():
+                    task = asyncio.create_task(self._deliver(row))
+                    self._in_flight.add(task)
+                    task.add_done_callback(self._in_flight.discard)
+            except Exception:
+                log.exception("outbox write failed; will try again")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._settings.check_interval)
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
-        self._wake.set()  # a queue's next row may be due now
-
     async def stop(self) -> None:
-        """Stop claiming, let in-flight sends finish within the grace period."""
+        """Stop claiming, let in-flight sends finish within the grace period, record them."""
         self._stopping.set()
         self._wake.set()
         if self._in_flight:
@@ -120,35 +132,58 @@ class DeliveryWorker:
             if pending:
                 log.warning("deliveries cut short at shutdown; they will be resent", count=len(pending))
                 await asyncio.gather(*pending, return_exceptions=True)
+        await self._record_and_claim(claim=False)
         async with self._engine.begin() as conn:
             await outbox.release_claims(conn, self.holder)
 
-    async def _claim(self, limit: int) -> list[OutboxRow]:
-        async with self._engine.begin() as conn:
-            return await outbox.claim_due(conn, self.holder, self._clock(), limit, self._lease)
+    async def _record_and_claim(self, claim: bool = True) -> list[OutboxRow]:
+        attempts, self._finished = self._finished, []
+        free = self._settings.concurrency - len(self._in_flight) if claim else 0
+        if not attempts and free <= 0:
+            return []
+        try:
+            async with self._engine.begin() as conn:
+                await self._record(conn, attempts)
+                rows = await outbox.claim_due(conn, self.holder, self._clock(), free, self._lease) if free > 0 else []
+        except BaseException:
+            self._finished = attempts + self._finished  # keep them for the next write
+            raise
+        for attempt in attempts:
+            self._report(attempt)
+        return rows
 
-    async def _deliver(self, row: OutboxRow) -> None:
+    @staticmethod
+    async def _record(conn: AsyncConnection, attempts: list[Attempt]) -> None:
+        delivered = [a for a in attempts if a.step == "delivered"]
+        if delivered:
+            await outbox.mark_delivered_many(conn, [a.row.id for a in delivered], max(a.finished_at for a in delivered))
+        for attempt in attempts:
+            if attempt.step == "retry" and attempt.retry_at is not None:
+                await outbox.mark_retry(conn, attempt.row.id, attempt.retry_at, attempt.outcome.detail)
+            elif attempt.step == "dead":
+                await outbox.mark_dead(conn, attempt.row.id, attempt.outcome.detail)
+
+    def _report(self, attempt: Attempt) -> None:
+        row, step = attempt.row, attempt.step
         bound = log.bind(run_id=row.run_id, event_id=row.event_id, event_type=row.event_type, target=row.target)
-        outcome = await self._send(row, bound)
-        now = self._clock()
-        step, retry_at = next_step(row, outcome, now, self._settings)
-        async with self._engine.begin() as conn:
-            if step == "delivered":
-                await outbox.mark_delivered(conn, row.id, now)
-            elif step == "retry" and retry_at is not None:
-                await outbox.mark_retry(conn, row.id, retry_at, outcome.detail)
-            else:
-                await outbox.mark_dead(conn, row.id, outcome.detail)
         self._metrics.deliveries.labels(row.target, step).inc()
         if step == "delivered":
-            self._metrics.delivery_latency.labels(row.target).observe((now - row.enqueued_at).total_seconds())
+            latency = (attempt.finished_at - row.enqueued_at).total_seconds()
+            self._metrics.delivery_latency.labels(row.target).observe(latency)
             bound.info("delivered", attempts=row.attempts + 1)
         elif step == "retry":
-            bound.warning("delivery failed; will retry", error=outcome.detail, retry_at=retry_at)
+            bound.warning("delivery failed; will retry", error=attempt.outcome.detail, retry_at=attempt.retry_at)
         else:
-            bound.error("delivery dead-lettered", error=outcome.detail, attempts=row.attempts + 1)
+            bound.error("delivery dead-lettered", error=attempt.outcome.detail, attempts=row.attempts + 1)
 
-    async def _send(self, row: OutboxRow, bound: object) -> Outcome:
+    async def _deliver(self, row: OutboxRow) -> None:
+        outcome = await self._send(row)
+        now = self._clock()
+        step, retry_at = next_step(row, outcome, now, self._settings)
+        self._finished.append(Attempt(row, outcome, step, retry_at, now))
+        self._wake.set()  # record it, and let the queue's next row be claimed
+
+    async def _send(self, row: OutboxRow) -> Outcome:
         notifier = self._notifiers.get(row.target)
         if notifier is None:
             return Outcome.permanent(f"target {row.target!r} is no longer configured")

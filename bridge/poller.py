@@ -36,6 +36,23 @@ class PollResult:
     swept: bool = False
 
 
+def sweep_from(cursor: datetime, lookback: float, previous_sweep: datetime | None) -> datetime:
+    """Where a sweep starts reading, for updates that became visible after their ``updated_at``.
+
+    A late update becomes visible within ``lookback`` of its ``updated_at``, so one
+    that appeared after the previous sweep began has an ``updated_at`` after that
+    start minus ``lookback`` (minus ``lookback`` again for clock skew between us
+    and the API). Reading further back than that only re-reads what an earlier
+    sweep already saw: after a burst and a quiet spell, sweeps shrink back to one
+    small request instead of re-reading the burst forever while the cursor rests.
+    """
+    window = timedelta(seconds=lookback)
+    start = cursor - window
+    if previous_sweep is not None:
+        start = max(start, previous_sweep - 2 * window)
+    return min(cursor, start)
+
+
 def failure_backoff(failures: int, interval: float, jitter: Callable[[], float] = random.random) -> float:
     """Seconds to wait after ``failures`` failed polls in a row: doubling, at most 4 intervals."""
     base: float = min(interval * 2.0 ** min(failures - 1, 16), 4 * interval)
@@ -98,7 +115,9 @@ class Poller:
             state = await self.prepare()
         now = self._clock()
         sweep_due = state.last_sweep_at is None or (now - state.last_sweep_at).total_seconds() >= self._poll.sweep
-        updated_after = state.cursor - timedelta(seconds=self._poll.lookback) if sweep_due else state.cursor
+        updated_after = state.cursor
+        if sweep_due:
+            updated_after = sweep_from(state.cursor, self._poll.lookback, state.last_sweep_at)
         result = PollResult(swept=sweep_due)
         pages = run_pages(
             self._client,
@@ -113,7 +132,7 @@ class Poller:
             result.events += await self._commit_page(page, state.start_point)
         finished = self._clock()
         async with self._engine.begin() as conn:
-            await run_store.record_poll_success(conn, finished, sweep_due)
+            await run_store.record_poll_success(conn, finished, now if sweep_due else None)
         self.last_success = finished
         self._metrics.last_poll_success.set(finished.timestamp())
         return result

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bridge.diff import parse_time
 from bridge.metrics import Metrics
 from bridge.oz import build_client
-from bridge.poller import Poller, failure_backoff
+from bridge.poller import Poller, failure_backoff, sweep_from
 from bridge.settings import OzSettings, PollSettings, RouteSettings
 from bridge.sim import SimClock, Simulator, format_ts, running_simulator
 from bridge.store import outbox
@@ -104,6 +104,31 @@ async def test_each_page_is_committed_on_its_own_so_a_failure_mid_poll_keeps_ear
     assert await p.tick() is None
     for run_id in created:
         assert await queued_types(engine, run_id) == ["run.created", "run.queued"]
+
+
+async def test_sweeps_stop_re_reading_a_burst_once_it_is_older_than_twice_the_lookback(
+    engine: AsyncEngine, oz: AsyncOzAPI, sim: Simulator
+) -> None:
+    p = poller(engine, oz, sim, sweep=10, lookback=30)
+    await p.prepare()
+    sim.clock.advance(1)  # type: ignore[attr-defined]
+    burst = [sim.create_run() for _ in range(3)]
+    cursor = parse_time(burst[-1]["updated_at"])
+    for _ in range(10):  # a quiet spell: one sweep every 10 s
+        sim.clock.advance(10)  # type: ignore[attr-defined]
+        await p.poll_once()
+    asked = [parse_time(q["updated_after"][0]) for q in list_requests(sim)]
+    assert asked[1] == cursor - timedelta(seconds=30)  # early sweeps look behind the cursor
+    assert asked[-1] == cursor  # later ones have nothing left to look for
+    assert len(sim.requests("/api/v1/agent/runs")) == 10
+
+
+def test_sweep_window_shrinks_from_the_lookback_to_the_cursor() -> None:
+    cursor = NOW
+    assert sweep_from(cursor, 30, None) == NOW - timedelta(seconds=30)
+    assert sweep_from(cursor, 30, NOW + timedelta(seconds=10)) == NOW - timedelta(seconds=30)
+    assert sweep_from(cursor, 30, NOW + timedelta(seconds=45)) == NOW - timedelta(seconds=15)
+    assert sweep_from(cursor, 30, NOW + timedelta(hours=1)) == NOW
 
 
 def test_poll_failure_backoff_doubles_and_is_capped_at_four_intervals() -> None:

@@ -84,24 +84,21 @@ async def enqueue(conn: AsyncConnection, deliveries: Sequence[tuple[Event, str]]
 
 async def claim_due(conn: AsyncConnection, holder: str, now: datetime, limit: int, lease: timedelta) -> list[OutboxRow]:
     """Claim up to ``limit`` queue heads that are due and not held by another worker."""
-    earlier = outbox.alias("earlier")
-    earlier_pending = (
-        select(earlier.c.id)
-        .where(
-            earlier.c.status == PENDING,
-            earlier.c.target == outbox.c.target,
-            earlier.c.run_id == outbox.c.run_id,
-            earlier.c.id < outbox.c.id,
-        )
-        .exists()
+    # One aggregate over the pending rows finds every queue's head. (A correlated
+    # NOT EXISTS reads more naturally but lets PostgreSQL, before its statistics
+    # catch up with a burst, pick a plan quadratic in the queue length.)
+    queue_heads = (
+        select(func.min(outbox.c.id).label("id"))
+        .where(outbox.c.status == PENDING)
+        .group_by(outbox.c.target, outbox.c.run_id)
+        .subquery("queue_heads")
     )
     heads = (
         select(outbox)
+        .join(queue_heads, queue_heads.c.id == outbox.c.id)
         .where(
-            outbox.c.status == PENDING,
             outbox.c.next_attempt_at <= now,
             or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now),
-            ~earlier_pending,
         )
         .order_by(outbox.c.id)
         .limit(limit)
@@ -126,9 +123,13 @@ async def claim_due(conn: AsyncConnection, holder: str, now: datetime, limit: in
 
 
 async def mark_delivered(conn: AsyncConnection, row_id: int, now: datetime) -> None:
+    await mark_delivered_many(conn, [row_id], now)
+
+
+async def mark_delivered_many(conn: AsyncConnection, row_ids: Sequence[int], now: datetime) -> None:
     await conn.execute(
         update(outbox)
-        .where(outbox.c.id == row_id)
+        .where(outbox.c.id.in_(list(row_ids)))
         .values(
             status=DELIVERED,
             delivered_at=now,

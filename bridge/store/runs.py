@@ -81,8 +81,9 @@ async def advance_cursor(conn: AsyncConnection, newest_updated_at: datetime) -> 
     )
 
 
-async def record_poll_success(conn: AsyncConnection, at: datetime, swept: bool) -> None:
+async def record_poll_success(conn: AsyncConnection, at: datetime, sweep_started_at: datetime | None) -> None:
+    """A poll finished at ``at``; if it was a sweep, remember when that sweep began."""
     values: dict[str, datetime] = {"last_success_at": at}
-    if swept:
-        values["last_sweep_at"] = at
+    if sweep_started_at is not None:
+        values["last_sweep_at"] = sweep_started_at
     await conn.execute(update(poll_state).where(poll_state.c.name == CURSOR_NAME).values(**values))
