@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -89,8 +88,8 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-async def until(check: Any, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
+async def until(check: Any, within: float) -> None:
+    deadline = time.monotonic() + within
     while not await check():
         if time.monotonic() > deadline:
             raise TimeoutError("benchmark step timed out")
@@ -194,7 +193,8 @@ def table(results: list[tuple[Config, dict[str, float]]]) -> str:
         lines.append(
             f"{config.name:<34} {r['events']:>7.0f} {r['events_per_s']:>9.1f} "
             f"{r['events_per_s'] / base['events_per_s']:>6.2f} {r['startup_s']:>8.2f} {r['drained_s']:>10.2f} "
-            f"{r['idle_requests_per_tick']:>13.2f} {r['peak_rss_mib']:>12.1f} {r['peak_rss_mib'] / base['peak_rss_mib']:>6.2f}"
+            f"{r['idle_requests_per_tick']:>13.2f} {r['peak_rss_mib']:>12.1f} "
+            f"{r['peak_rss_mib'] / base['peak_rss_mib']:>6.2f}"
         )
     return "\n".join(lines)
 
@@ -220,7 +220,9 @@ async def main(runs: int, receiver_ms: float, only_sqlite: bool) -> None:
         sim.terminate()
         await sim.wait()
         await runner.cleanup()
-    print(f"a backlog of {runs} runs (2 events each) drained after a restart; receiver answers after {receiver_ms:g} ms\n")
+    print(
+        f"a backlog of {runs} runs (2 events each) drained after a restart; receiver answers after {receiver_ms:g} ms\n"
+    )
     print(table(results))
     print("\n" + json.dumps({c.name: r for c, r in results}, indent=1))
 

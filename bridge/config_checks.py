@@ -25,7 +25,10 @@ def problems(settings: Settings) -> list[str]:
                 known = ", ".join(defined) or "none are defined"
                 found.append(f"{where}.to[{position}]: unknown target {target_name!r}; defined targets: {known}")
     if settings.slack.bot_token is None:
-        for key, value in (("SLACK_SIGNING_SECRET", settings.slack.signing_secret), ("SLACK_APP_TOKEN", settings.slack.app_token)):
+        for key, value in (
+            ("SLACK_SIGNING_SECRET", settings.slack.signing_secret),
+            ("SLACK_APP_TOKEN", settings.slack.app_token),
+        ):
             if value is not None:
                 found.append(f"slack: {key} is set but SLACK_BOT_TOKEN is not; the bridge could not answer in Slack")
         for name, target in settings.targets.items():

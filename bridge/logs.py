@@ -91,7 +91,16 @@ def configure(log_format: str | None = None, level: str = "info", stream: Any = 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("apscheduler", "aiohttp.access", "aiosqlite", "asyncio", "httpx", "httpcore", "oz_agent_sdk", "slack_sdk"):
+    for noisy in (
+        "apscheduler",
+        "aiohttp.access",
+        "aiosqlite",
+        "asyncio",
+        "httpx",
+        "httpcore",
+        "oz_agent_sdk",
+        "slack_sdk",
+    ):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     # A tick skipped because the previous poll still runs is the design, not a problem.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)

@@ -231,11 +231,12 @@ _ENV_ALIASES: dict[str, tuple[str, ...]] = {
     "OZ_BRIDGE_POLL_INTERVAL": ("poll", "interval"),
 }
 
+
 class _YamlRead:
     """The YAML file this load reads, and the problems found while expanding it."""
 
     path: Path | None = None
-    problems: list[tuple[str, str]] = []  # noqa: RUF012 - reset by every load_settings call
+    problems: list[tuple[str, str]] = []
 
 
 _yaml = _YamlRead()

@@ -12,7 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bridge.store.engine import create_engine, migrate
 
 
-def make_run(run_id: str = "run-1", state: str = "QUEUED", updated_at: str = "2026-01-01T00:00:10Z", **extra: Any) -> dict[str, Any]:
+def make_run(
+    run_id: str = "run-1", state: str = "QUEUED", updated_at: str = "2026-01-01T00:00:10Z", **extra: Any
+) -> dict[str, Any]:
     return {
         "run_id": run_id,
         "task_id": run_id,
@@ -26,7 +28,9 @@ def make_run(run_id: str = "run-1", state: str = "QUEUED", updated_at: str = "20
     }
 
 
-def pr_artifact(url: str = "https://github.com/acme/shop/pull/1", created_at: str = "2026-01-01T00:00:08Z") -> dict[str, Any]:
+def pr_artifact(
+    url: str = "https://github.com/acme/shop/pull/1", created_at: str = "2026-01-01T00:00:08Z"
+) -> dict[str, Any]:
     return {"artifact_type": "PULL_REQUEST", "created_at": created_at, "data": {"url": url, "branch": "fix"}}
 
 

@@ -29,12 +29,22 @@ def oz_bridge(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subpr
     ("yaml_text", "env", "message"),
     [
         ("poll: [1, 2\n", {}, "bad.yaml: line 2, column 1: expected ',' or ']'"),
-        ("targets:\n  a: {type: console}\nroutes:\n  - {name: r, events: ['*'], to: [b]}\n", {}, "routes[0].to[0]: unknown target 'b'"),
-        ("targets:\n  h: {type: webhook, url: '${HOOK_URL}'}\n", {}, "targets.h.url: environment variable HOOK_URL is not set"),
+        (
+            "targets:\n  a: {type: console}\nroutes:\n  - {name: r, events: ['*'], to: [b]}\n",
+            {},
+            "routes[0].to[0]: unknown target 'b'",
+        ),
+        (
+            "targets:\n  h: {type: webhook, url: '${HOOK_URL}'}\n",
+            {},
+            "targets.h.url: environment variable HOOK_URL is not set",
+        ),
         ("targets:\n  s: {type: slack, channel: C1}\n", {}, "targets.s: a slack target needs SLACK_BOT_TOKEN"),
     ],
 )
-def test_bad_config_exits_2_with_one_clear_line_per_problem(tmp_path: Path, yaml_text: str, env: dict[str, str], message: str) -> None:
+def test_bad_config_exits_2_with_one_clear_line_per_problem(
+    tmp_path: Path, yaml_text: str, env: dict[str, str], message: str
+) -> None:
     (tmp_path / "bad.yaml").write_text(yaml_text)
     for command in (["check-config"], ["run"]):
         result = oz_bridge(*command, "--config", "bad.yaml", cwd=tmp_path, env={"WARP_API_KEY": "k", **env})
@@ -62,11 +72,14 @@ def test_check_config_summarises_a_valid_file_without_showing_secrets(tmp_path: 
 def test_routes_test_prints_routes_targets_and_body_and_sends_nothing(tmp_path: Path) -> None:
     (tmp_path / "r.yaml").write_text(
         "targets:\n  h: {type: webhook, url: 'http://127.0.0.1:9/never'}\n  c: {type: console}\n"
-        "routes:\n  - {name: failures, events: [run.failed], to: [h]}\n  - {name: prs, events: ['artifact.*'], to: [c]}\n"
+        "routes:\n  - {name: failures, events: [run.failed], to: [h]}\n"
+        "  - {name: prs, events: ['artifact.*'], to: [c]}\n"
     )
     run = make_run(state="FAILED", status_message={"message": "boom"})
     (tmp_path / "run.json").write_text(json.dumps(run))
-    result = oz_bridge("routes", "test", "--event", "run.failed", "--run", "run.json", "--config", "r.yaml", cwd=tmp_path)
+    result = oz_bridge(
+        "routes", "test", "--event", "run.failed", "--run", "run.json", "--config", "r.yaml", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     assert "route failures → h" in result.stdout and "prs" not in result.stdout
     body = result.stdout.split("would receive POST body:\n", 1)[1].rsplit("\n\n(nothing was sent)", 1)[0]
@@ -100,5 +113,11 @@ async def test_dlq_list_and_retry_and_db_upgrade(tmp_path: Path) -> None:
 def test_demo_plays_the_scenario_and_exits_zero(tmp_path: Path) -> None:
     result = oz_bridge("demo", "--speed", "2", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    for expected in ("run.failed", "run.blocked", "artifact.pull_request", "run.cancelled", "follow-up(s) reached the API"):
+    for expected in (
+        "run.failed",
+        "run.blocked",
+        "artifact.pull_request",
+        "run.cancelled",
+        "follow-up(s) reached the API",
+    ):
         assert expected in result.stdout

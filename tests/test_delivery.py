@@ -105,7 +105,9 @@ async def test_permanent_failure_is_dead_lettered_and_can_be_requeued(engine: As
     async with engine.begin() as conn:
         await outbox.enqueue(conn, [(event, "t")], datetime.now(UTC))
     fast = DeliverySettings(check_interval=0.02)
-    await drain(DeliveryWorker(engine, {"t": ScriptedNotifier([Outcome.permanent("HTTP 410")])}, fast, Metrics()), engine)
+    await drain(
+        DeliveryWorker(engine, {"t": ScriptedNotifier([Outcome.permanent("HTTP 410")])}, fast, Metrics()), engine
+    )
     async with engine.begin() as conn:
         [dead] = await outbox.dead_letters(conn)
         assert (dead.event_id, dead.last_error) == (event.id, "HTTP 410")

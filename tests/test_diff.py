@@ -96,8 +96,18 @@ def test_the_same_change_always_gets_the_same_id() -> None:
 
 
 def test_a_different_change_to_the_same_state_gets_a_different_id() -> None:
-    failed_once = diff_run(snapshot_of(make_run(state="INPROGRESS")), make_run(state="FAILED", updated_at="2026-01-01T00:01:00Z"), START, NOW)
-    failed_again = diff_run(snapshot_of(make_run(state="INPROGRESS")), make_run(state="FAILED", updated_at="2026-01-01T00:02:00Z"), START, NOW)
+    failed_once = diff_run(
+        snapshot_of(make_run(state="INPROGRESS")),
+        make_run(state="FAILED", updated_at="2026-01-01T00:01:00Z"),
+        START,
+        NOW,
+    )
+    failed_again = diff_run(
+        snapshot_of(make_run(state="INPROGRESS")),
+        make_run(state="FAILED", updated_at="2026-01-01T00:02:00Z"),
+        START,
+        NOW,
+    )
     assert failed_once[0].id != failed_again[0].id
 
 
@@ -121,7 +131,9 @@ def histories(draw: st.DrawFn) -> list[dict[str, Any]]:
             n = len(artifacts)
             artifacts = [*artifacts, pr_artifact(f"https://github.com/a/b/pull/{n}", f"2026-01-01T00:00:{n:02d}Z")]
         state = draw(st.sampled_from(STATES))
-        versions.append(make_run(state=state, updated_at=f"2026-01-01T00:{step + 1:02d}:00Z", artifacts=list(artifacts)))
+        versions.append(
+            make_run(state=state, updated_at=f"2026-01-01T00:{step + 1:02d}:00Z", artifacts=list(artifacts))
+        )
     return versions
 
 
@@ -145,7 +157,9 @@ def expected_changes(versions: list[dict[str, Any]], seen: list[int]) -> list[st
 
 @settings(max_examples=300, deadline=None)
 @given(versions=histories(), data=st.data())
-def test_each_change_yields_exactly_one_event_however_it_is_observed(versions: list[dict[str, Any]], data: st.DataObject) -> None:
+def test_each_change_yields_exactly_one_event_however_it_is_observed(
+    versions: list[dict[str, Any]], data: st.DataObject
+) -> None:
     # The poller sees a rising subsequence of versions (it may miss intermediate ones),
     # and any observation may be re-read any number of times (sweeps, page ties, crashes).
     seen = sorted(data.draw(st.sets(st.integers(0, len(versions) - 1), min_size=1)))

@@ -53,8 +53,12 @@ def list_requests(sim: Simulator) -> list[dict[str, list[str]]]:
 async def test_first_boot_start_duration_reaches_back_without_announcing_old_runs(
     engine: AsyncEngine, oz: AsyncOzAPI, sim: Simulator
 ) -> None:
-    old = sim.create_run(created_at=format_ts(NOW - timedelta(hours=30)), updated_at=format_ts(NOW - timedelta(hours=2)))
-    ancient = sim.create_run(created_at=format_ts(NOW - timedelta(hours=40)), updated_at=format_ts(NOW - timedelta(hours=30)))
+    old = sim.create_run(
+        created_at=format_ts(NOW - timedelta(hours=30)), updated_at=format_ts(NOW - timedelta(hours=2))
+    )
+    ancient = sim.create_run(
+        created_at=format_ts(NOW - timedelta(hours=40)), updated_at=format_ts(NOW - timedelta(hours=30))
+    )
     await poller(engine, oz, sim, start="24h").poll_once()
     assert await queued_types(engine, old["run_id"]) == ["run.queued"]
     assert await queued_types(engine, ancient["run_id"]) == []

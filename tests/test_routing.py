@@ -72,7 +72,12 @@ def test_valid_patterns(pattern: str) -> None:
 
 @pytest.mark.parametrize(
     ("pattern", "says"),
-    [("run.faild", "not an event type"), ("Run.Failed", "not an event pattern"), ("run.[f", "unbalanced"), ("job.*", "matches no event")],
+    [
+        ("run.faild", "not an event type"),
+        ("Run.Failed", "not an event pattern"),
+        ("run.[f", "unbalanced"),
+        ("job.*", "matches no event"),
+    ],
 )
 def test_invalid_patterns_are_explained(pattern: str, says: str) -> None:
     problem = pattern_problem(pattern)

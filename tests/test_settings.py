@@ -17,7 +17,13 @@ def write(tmp_path: Path, text: str) -> str:
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("WARP_API_KEY", "SLACK_BOT_TOKEN", "OZ_BRIDGE_POLL_INTERVAL", "OZ_BRIDGE_POLL__INTERVAL", "OZ_BRIDGE_CONFIG"):
+    for name in (
+        "WARP_API_KEY",
+        "SLACK_BOT_TOKEN",
+        "OZ_BRIDGE_POLL_INTERVAL",
+        "OZ_BRIDGE_POLL__INTERVAL",
+        "OZ_BRIDGE_CONFIG",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -61,7 +67,10 @@ def test_env_vars_in_yaml_are_expanded(tmp_path: Path, monkeypatch: pytest.Monke
 @pytest.mark.parametrize(
     ("yaml_text", "expected"),
     [
-        ("targets:\n  t: {type: webhook, url: '${NOPE_MISSING}'}\n", "targets.t.url: environment variable NOPE_MISSING is not set"),
+        (
+            "targets:\n  t: {type: webhook, url: '${NOPE_MISSING}'}\n",
+            "targets.t.url: environment variable NOPE_MISSING is not set",
+        ),
         ("poll: {interval: soon}", "poll.interval: 'soon' is not a duration"),
         ("poll: {start: yesterday}", "poll.start: 'yesterday' is not 'now', an RFC3339 time or a duration"),
         ("poll: {filters: {cursor: x}}", "poll.filters: cursor: set by the poller itself"),
@@ -102,6 +111,8 @@ def test_missing_explicit_config_file_is_an_error(tmp_path: Path) -> None:
         load_settings(str(tmp_path / "absent.yaml"))
 
 
-@pytest.mark.parametrize(("text", "seconds"), [(15, 15.0), ("90s", 90.0), ("5m", 300.0), ("24h", 86400.0), ("500ms", 0.5)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [(15, 15.0), ("90s", 90.0), ("5m", 300.0), ("24h", 86400.0), ("500ms", 0.5)]
+)
 def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text) == seconds

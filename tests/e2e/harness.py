@@ -24,8 +24,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def wait_until(check: Callable[[], Awaitable[bool] | bool], timeout: float = 15.0, what: str = "condition") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def wait_until(
+    check: Callable[[], Awaitable[bool] | bool], within: float = 15.0, what: str = "condition"
+) -> None:
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         result = check()
         if isinstance(result, Awaitable):
@@ -33,7 +35,7 @@ async def wait_until(check: Callable[[], Awaitable[bool] | bool], timeout: float
         if result:
             return
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(0.05)
 
 
@@ -91,7 +93,7 @@ class BridgeProcess:
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
         self._reader = asyncio.create_task(self._read())
-        await wait_until(self._healthy, timeout=20, what="bridge /healthz")
+        await wait_until(self._healthy, within=20, what="bridge /healthz")
 
     async def _read(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
@@ -121,11 +123,11 @@ class BridgeProcess:
                     total += float(value)
         return total
 
-    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+    async def stop(self, sig: int = signal.SIGTERM, within: float = 20) -> int:
         assert self.proc is not None
         if self.proc.returncode is None:
             self.proc.send_signal(sig)
-        code = await asyncio.wait_for(self.proc.wait(), timeout)
+        code = await asyncio.wait_for(self.proc.wait(), within)
         if self._reader is not None:
             await self._reader
         return code

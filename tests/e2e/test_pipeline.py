@@ -20,7 +20,10 @@ async def step(receiver: WebhookReceiver, run_id: str, expected: list[str]) -> N
 
 
 async def test_run_lifecycle_reaches_the_webhook_in_order_and_signed(
-    sim: Simulator, receiver: WebhookReceiver, bridges: Callable[..., BridgeProcess], webhook_config: Callable[..., dict[str, Any]]
+    sim: Simulator,
+    receiver: WebhookReceiver,
+    bridges: Callable[..., BridgeProcess],
+    webhook_config: Callable[..., dict[str, Any]],
 ) -> None:
     bridge = bridges(webhook_config())
     await bridge.start()
@@ -48,7 +51,10 @@ async def test_run_lifecycle_reaches_the_webhook_in_order_and_signed(
 
 
 async def test_a_run_that_succeeds_between_two_polls(
-    sim: Simulator, receiver: WebhookReceiver, bridges: Callable[..., BridgeProcess], webhook_config: Callable[..., dict[str, Any]]
+    sim: Simulator,
+    receiver: WebhookReceiver,
+    bridges: Callable[..., BridgeProcess],
+    webhook_config: Callable[..., dict[str, Any]],
 ) -> None:
     bridge = bridges(webhook_config(interval=1.0))
     await bridge.start()
@@ -61,7 +67,10 @@ async def test_a_run_that_succeeds_between_two_polls(
 
 
 async def test_sigterm_drains_and_exits_zero(
-    sim: Simulator, receiver: WebhookReceiver, bridges: Callable[..., BridgeProcess], webhook_config: Callable[..., dict[str, Any]]
+    sim: Simulator,
+    receiver: WebhookReceiver,
+    bridges: Callable[..., BridgeProcess],
+    webhook_config: Callable[..., dict[str, Any]],
 ) -> None:
     bridge = bridges(webhook_config())
     await bridge.start()

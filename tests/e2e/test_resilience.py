@@ -19,7 +19,10 @@ def pairs(receiver: WebhookReceiver) -> list[tuple[str, str]]:
 
 
 async def test_page_boundaries_inside_updated_at_ties_lose_nothing(
-    sim: Simulator, receiver: WebhookReceiver, bridges: Callable[..., BridgeProcess], webhook_config: Callable[..., dict[str, Any]]
+    sim: Simulator,
+    receiver: WebhookReceiver,
+    bridges: Callable[..., BridgeProcess],
+    webhook_config: Callable[..., dict[str, Any]],
 ) -> None:
     bridge = bridges(webhook_config(page_size=2))
     await bridge.start()
@@ -40,7 +43,10 @@ async def test_page_boundaries_inside_updated_at_ties_lose_nothing(
 
 
 async def test_late_visible_update_inside_the_lookback_is_caught(
-    sim: Simulator, receiver: WebhookReceiver, bridges: Callable[..., BridgeProcess], webhook_config: Callable[..., dict[str, Any]]
+    sim: Simulator,
+    receiver: WebhookReceiver,
+    bridges: Callable[..., BridgeProcess],
+    webhook_config: Callable[..., dict[str, Any]],
 ) -> None:
     bridge = bridges(webhook_config())
     await bridge.start()
@@ -50,13 +56,16 @@ async def test_late_visible_update_inside_the_lookback_is_caught(
     sim.update_run(late, state="FAILED", updated_at=stamped, visible_after=1.0)
     other = sim.create_run()["run_id"]  # moves the cursor past the late update's timestamp
     await wait_until(lambda: (other, "run.queued") in pairs(receiver), what="cursor moved on")
-    await wait_until(lambda: (late, "run.failed") in pairs(receiver), timeout=10, what="late update")
+    await wait_until(lambda: (late, "run.failed") in pairs(receiver), within=10, what="late update")
     assert pairs(receiver).count((late, "run.failed")) == 1
     assert await bridge.stop() == 0
 
 
 async def test_api_errors_back_off_show_in_readiness_and_recover(
-    sim: Simulator, receiver: WebhookReceiver, bridges: Callable[..., BridgeProcess], webhook_config: Callable[..., dict[str, Any]]
+    sim: Simulator,
+    receiver: WebhookReceiver,
+    bridges: Callable[..., BridgeProcess],
+    webhook_config: Callable[..., dict[str, Any]],
 ) -> None:
     bridge = bridges(webhook_config())
     await bridge.start()
@@ -88,7 +97,10 @@ async def _not_ready(bridge: BridgeProcess) -> bool:
 
 
 async def test_receiver_503s_are_retried_with_the_same_id_and_order_kept(
-    sim: Simulator, receiver: WebhookReceiver, bridges: Callable[..., BridgeProcess], webhook_config: Callable[..., dict[str, Any]]
+    sim: Simulator,
+    receiver: WebhookReceiver,
+    bridges: Callable[..., BridgeProcess],
+    webhook_config: Callable[..., dict[str, Any]],
 ) -> None:
     receiver.script = [503, 503, 503]
     bridge = bridges(webhook_config())
@@ -103,7 +115,10 @@ async def test_receiver_503s_are_retried_with_the_same_id_and_order_kept(
 
 
 async def test_receiver_rejection_is_dead_lettered_and_replayable(
-    sim: Simulator, receiver: WebhookReceiver, bridges: Callable[..., BridgeProcess], webhook_config: Callable[..., dict[str, Any]]
+    sim: Simulator,
+    receiver: WebhookReceiver,
+    bridges: Callable[..., BridgeProcess],
+    webhook_config: Callable[..., dict[str, Any]],
 ) -> None:
     receiver.script = [410]
     bridge = bridges(webhook_config())
@@ -115,7 +130,10 @@ async def test_receiver_rejection_is_dead_lettered_and_replayable(
 
 
 async def test_kill_9_during_a_burst_loses_no_event(
-    sim: Simulator, receiver: WebhookReceiver, bridges: Callable[..., BridgeProcess], webhook_config: Callable[..., dict[str, Any]]
+    sim: Simulator,
+    receiver: WebhookReceiver,
+    bridges: Callable[..., BridgeProcess],
+    webhook_config: Callable[..., dict[str, Any]],
 ) -> None:
     receiver.delay = 0.01
     bridge = bridges(webhook_config(page_size=7))
@@ -134,7 +152,7 @@ async def test_kill_9_during_a_burst_loses_no_event(
     required |= {(r, "run.succeeded") for r in runs[:20]}
     allowed = required | {(r, "run.started") for r in runs[:20]}
     try:
-        await wait_until(lambda: set(pairs(receiver)) >= required, timeout=30, what="every event after restart")
+        await wait_until(lambda: set(pairs(receiver)) >= required, within=30, what="every event after restart")
     except AssertionError:
         missing = sorted(required - set(pairs(receiver)))
         raise AssertionError(f"missing {len(missing)}: {missing[:6]}") from None
@@ -147,7 +165,10 @@ async def test_kill_9_during_a_burst_loses_no_event(
 
 
 async def test_an_idle_tick_costs_exactly_one_list_request(
-    sim: Simulator, receiver: WebhookReceiver, bridges: Callable[..., BridgeProcess], webhook_config: Callable[..., dict[str, Any]]
+    sim: Simulator,
+    receiver: WebhookReceiver,
+    bridges: Callable[..., BridgeProcess],
+    webhook_config: Callable[..., dict[str, Any]],
 ) -> None:
     bridge = bridges(webhook_config())
     await bridge.start()
@@ -164,7 +185,10 @@ async def test_an_idle_tick_costs_exactly_one_list_request(
 
 
 async def test_restart_does_not_re_announce_anything(
-    sim: Simulator, receiver: WebhookReceiver, bridges: Callable[..., BridgeProcess], webhook_config: Callable[..., dict[str, Any]]
+    sim: Simulator,
+    receiver: WebhookReceiver,
+    bridges: Callable[..., BridgeProcess],
+    webhook_config: Callable[..., dict[str, Any]],
 ) -> None:
     bridge = bridges(webhook_config())
     await bridge.start()

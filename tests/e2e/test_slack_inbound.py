@@ -28,7 +28,9 @@ async def slack() -> AsyncIterator[FakeSlack]:
 
 
 async def started(bridges: Callable[..., BridgeProcess], slack: FakeSlack, **env: str) -> BridgeProcess:
-    config = fast_config({"alerts": {"type": "slack", "channel": CHANNEL}}, [{"name": "all", "events": ["*"], "to": ["alerts"]}])
+    config = fast_config(
+        {"alerts": {"type": "slack", "channel": CHANNEL}}, [{"name": "all", "events": ["*"], "to": ["alerts"]}]
+    )
     bridge = bridges(config, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_API_URL=slack.api_url, **env)
     await bridge.start()
     return bridge
@@ -52,7 +54,10 @@ def human_reply(slack: FakeSlack, root_ts: str, text: str) -> dict[str, Any]:
 
 async def post_signed(bridge: BridgeProcess, body: bytes, content_type: str) -> int:
     headers = {"Content-Type": content_type, **sign(body)}
-    async with aiohttp.ClientSession() as http, http.post(f"{bridge.url}/slack/events", data=body, headers=headers) as r:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{bridge.url}/slack/events", data=body, headers=headers) as r,
+    ):
         return r.status
 
 
@@ -69,7 +74,9 @@ async def test_thread_reply_becomes_exactly_one_follow_up_even_when_slack_retrie
     assert await post_event(bridge, reply, "Ev0001") == 200
     assert await post_event(bridge, reply, "Ev0001") == 200  # Slack's retry of the same event
     await wait_until(lambda: len(sim.followups(run_id)) == 1, what="the follow-up")
-    await wait_until(lambda: any(c.args.get("name") == "white_check_mark" for c in slack.calls_to("reactions.add")), what="✅")
+    await wait_until(
+        lambda: any(c.args.get("name") == "white_check_mark" for c in slack.calls_to("reactions.add")), what="✅"
+    )
     [followup] = sim.followups(run_id)
     assert (followup.message, followup.mode) == ("please also update the changelog", "normal")
     plan = human_reply(slack, root_ts, "/plan split this into two PRs")
@@ -87,7 +94,10 @@ async def test_bad_signature_is_401_and_bot_messages_are_ignored(
     run_id, root_ts = await run_with_thread(sim, slack)
     body = json.dumps(event_body(human_reply(slack, root_ts, "hi"), "Ev0100")).encode()
     headers = {"Content-Type": "application/json", **sign(body, secret="not-the-secret")}
-    async with aiohttp.ClientSession() as http, http.post(f"{bridge.url}/slack/events", data=body, headers=headers) as r:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{bridge.url}/slack/events", data=body, headers=headers) as r,
+    ):
         assert r.status == 401
     bot = {**human_reply(slack, root_ts, "from a bot"), "bot_id": "BOTHER", "subtype": "bot_message"}
     assert await post_event(bridge, bot, "Ev0101") == 200
@@ -106,7 +116,9 @@ async def test_cancel_button_cancels_the_run_and_updates_the_root(
     await wait_until(lambda: len(sim.cancels(run_id)) == 1, what="the cancel")
     await wait_until(lambda: bool(slack.response_url_posts), what="the clicker told the outcome")
     await wait_until(
-        lambda: any(c.args["ts"] == root_ts and "Cancel" in c.args.get("text", "") for c in slack.calls_to("chat.update")),
+        lambda: any(
+            c.args["ts"] == root_ts and "Cancel" in c.args.get("text", "") for c in slack.calls_to("chat.update")
+        ),
         what="the root showing the cancellation",
     )
     assert sim.get_run(run_id)["state"] == "CANCELLED"

@@ -23,8 +23,9 @@ def target(url: str, secret: str | None = SECRET) -> WebhookTarget:
 
 @pytest.mark.parametrize(
     ("status", "outcome"),
-    [(200, "done"), (204, "done"), (408, "retry"), (409, "retry"), (425, "retry"), (429, "retry"), (500, "retry"),
-     (503, "retry"), (400, "permanent"), (401, "permanent"), (404, "permanent"), (410, "permanent"), (301, "permanent")],
+    [(200, "done"), (204, "done"), (408, "retry"), (409, "retry"), (425, "retry"), (429, "retry"),
+     (500, "retry"), (503, "retry"), (400, "permanent"), (401, "permanent"), (404, "permanent"),
+     (410, "permanent"), (301, "permanent")],
 )  # fmt: skip
 def test_status_classes(status: int, outcome: str) -> None:
     assert classify(status, None).status == outcome
