@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bridge.lifecycle import finish_within
 from bridge.logs import get_logger
 from bridge.metrics import Metrics
 from bridge.notifiers.base import Notifier, Outcome
@@ -125,13 +126,9 @@ class DeliveryWorker:
         """Stop claiming, let in-flight sends finish within the grace period, record them."""
         self._stopping.set()
         self._wake.set()
-        if self._in_flight:
-            _, pending = await asyncio.wait(self._in_flight, timeout=self._settings.shutdown_grace)
-            for task in pending:
-                task.cancel()
-            if pending:
-                log.warning("deliveries cut short at shutdown; they will be resent", count=len(pending))
-                await asyncio.gather(*pending, return_exceptions=True)
+        cut_short = await finish_within(set(self._in_flight), self._settings.shutdown_grace)
+        if cut_short:
+            log.warning("deliveries cut short at shutdown; they will be resent", count=cut_short)
         await self._record_and_claim(claim=False)
         async with self._engine.begin() as conn:
             await outbox.release_claims(conn, self.holder)

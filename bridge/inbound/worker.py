@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.inbound.calls import Transient
 from bridge.inbound.outcome import InboxHandler, Outcome
+from bridge.lifecycle import finish_within
 from bridge.logs import get_logger
 from bridge.store import inbox
 from bridge.store.inbox import InboxRow
@@ -113,11 +114,7 @@ class InboxWorker:
         """Stop claiming; let rows in flight finish within the grace period, then hand back claims."""
         self._stopping.set()
         self._wake.set()
-        if self._in_flight:
-            _, pending = await asyncio.wait(self._in_flight, timeout=self._settings.shutdown_grace)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        await finish_within(set(self._in_flight), self._settings.shutdown_grace)
         async with self._engine.begin() as conn:
             await inbox.release_claims(conn, self.holder)
 
