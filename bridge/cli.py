@@ -11,10 +11,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from bridge import config_checks
 from bridge.settings import ConfigError, Settings, load_settings
 
 EXIT_CONFIG = 2
+EXIT_START = 1
 
 
 def _fail(problems: Sequence[str]) -> int:
@@ -44,7 +47,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await serve(settings, stop)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except OSError as exc:
+        # A port already taken, or a database that refuses connections: the text says which.
+        print(f"oz-bridge: cannot start: {exc}", file=sys.stderr)
+        return EXIT_START
+    except SQLAlchemyError as exc:
+        cause = getattr(exc, "orig", None) or exc
+        print(f"oz-bridge: cannot start: database error ({type(cause).__name__}: {cause})", file=sys.stderr)
+        return EXIT_START
     return 0
 
 

@@ -121,3 +121,22 @@ def test_demo_plays_the_scenario_and_exits_zero(tmp_path: Path) -> None:
         "follow-up(s) reached the API",
     ):
         assert expected in result.stdout
+
+
+def test_run_that_cannot_listen_says_why_in_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {
+            "WARP_API_KEY": "k",
+            "OZ_BRIDGE_HOST": "127.0.0.1",
+            "OZ_BRIDGE_PORT": str(port),
+            "OZ_BRIDGE_DATABASE_URL": f"sqlite:///{tmp_path / 'b.db'}",
+        }
+        result = oz_bridge("run", cwd=tmp_path, env=env)
+    assert result.returncode == 1
+    assert "oz-bridge: cannot start:" in result.stderr and "address already in use" in result.stderr
+    assert "Traceback" not in result.stderr
