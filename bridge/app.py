@@ -11,11 +11,11 @@ import aiohttp
 from aiohttp import web
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.delivery import DeliveryWorker
 from bridge.inbound import Inbound, build_inbound
+from bridge.leadership import Leadership
 from bridge.logs import get_logger, redactor
 from bridge.metrics import Metrics
 from bridge.notifiers.base import Notifier
@@ -25,6 +25,7 @@ from bridge.oz import build_client
 from bridge.poller import Poller
 from bridge.settings import Settings
 from bridge.store import outbox
+from bridge.store import runs as run_store
 from bridge.store.engine import create_engine, migrate, sqlite_path
 from bridge.web import build_web_app
 
@@ -56,6 +57,8 @@ class Bridge:
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
         self._poll_lock = asyncio.Lock()
+        single_replica = sqlite_path(settings.database_url) is not None
+        self.leadership = Leadership(self.engine, ttl=3 * settings.poll.interval, shared=not single_replica)
         self.port: int | None = None
         redactor.register(secrets_of(settings))
 
@@ -118,22 +121,35 @@ class Bridge:
     async def _poll_job(self) -> None:
         assert self.poller is not None
         async with self._poll_lock:
+            try:
+                leading = await self.leadership.claim()
+            except Exception:
+                log.warning("could not check the poller lease; skipping this tick", exc_info=True)
+                return
+            self.metrics.is_leader.set(1 if leading else 0)
+            if not leading:
+                return
             backoff = await self.poller.tick()
         if backoff is not None and self.scheduler.running:
             with contextlib.suppress(JobLookupError):  # shutting down: nothing left to reschedule
                 self.scheduler.modify_job(POLL_JOB, next_run_time=datetime.now(UTC) + timedelta(seconds=backoff))
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        # Read from the database, so a follower replica reports the leader's last poll.
         try:
             async with self.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+                state = await run_store.load_poll_state(conn)
         except Exception as exc:
             return False, {"reason": f"database unreachable ({type(exc).__name__})"}
-        last = self.poller.last_success if self.poller else None
+        last = state.last_success_at if state else None
         if last is None:
             return False, {"reason": "no successful poll yet"}
         age = (datetime.now(UTC) - last).total_seconds()
-        detail: dict[str, Any] = {"last_poll_success": last.isoformat(), "last_poll_age_seconds": round(age, 3)}
+        detail: dict[str, Any] = {
+            "last_poll_success": last.isoformat(),
+            "last_poll_age_seconds": round(age, 3),
+            "role": "leader" if self.leadership.is_leader else "follower",
+        }
         if age > 3 * self.settings.poll.interval:
             error = self.poller.last_error if self.poller else None
             return False, {**detail, "reason": "no successful poll within 3 poll intervals", "poll_error": error}
@@ -160,8 +176,11 @@ class Bridge:
         try:
             # A poll in flight commits its page or rolls back; either way nothing is lost.
             await asyncio.wait_for(self._poll_lock.acquire(), timeout=self.settings.delivery.shutdown_grace)
+            await self.leadership.step_down()
         except TimeoutError:
             log.warning("a poll was still running at shutdown; its page will be read again")
+        except Exception:
+            log.warning("could not hand the poller lease back; it will expire", exc_info=True)
         if self.delivery is not None:
             await self.delivery.stop()
         for task in self._tasks:

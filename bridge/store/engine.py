@@ -7,7 +7,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -72,9 +72,15 @@ def _alembic_config(connection: Connection) -> Config:
     return config
 
 
+# Any fixed number: replicas starting together take turns migrating on PostgreSQL.
+_MIGRATION_LOCK = 0x6F7A_6272
+
+
 async def migrate(engine: AsyncEngine) -> None:
     """Bring the schema to the newest revision; a no-op when it already is."""
     async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         await connection.run_sync(lambda sync: command.upgrade(_alembic_config(sync), "head"))
 
 

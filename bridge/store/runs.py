@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.diff import RunSnapshot, snapshot_of
@@ -68,8 +69,16 @@ async def init_poll_state(conn: AsyncConnection, start_point: datetime) -> PollS
     existing = await load_poll_state(conn)
     if existing is not None:
         return existing
-    await conn.execute(insert(poll_state).values(name=CURSOR_NAME, start_point=start_point, cursor=start_point))
-    return PollState(start_point, start_point, None, None)
+    # Replicas starting together may race here: the first insert wins, the others read it.
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    await conn.execute(
+        dialect.insert(poll_state)
+        .values(name=CURSOR_NAME, start_point=start_point, cursor=start_point)
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+    state = await load_poll_state(conn)
+    assert state is not None
+    return state
 
 
 async def advance_cursor(conn: AsyncConnection, newest_updated_at: datetime) -> None:
