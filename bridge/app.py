@@ -31,6 +31,7 @@ from bridge.web import build_web_app
 
 log = get_logger("bridge.app")
 POLL_JOB = "poll"
+HOUSEKEEPING_JOB = "housekeeping"
 
 
 def secrets_of(settings: Settings) -> list[str | None]:
@@ -94,6 +95,9 @@ class Bridge:
             max_instances=1,
             next_run_time=datetime.now(UTC),
         )
+        self.scheduler.add_job(
+            self._housekeeping_job, "interval", hours=1, id=HOUSEKEEPING_JOB, coalesce=True, max_instances=1
+        )
         self.scheduler.start()
         log.info("oz-bridge started", port=self.port, targets=sorted(self.settings.targets))
 
@@ -133,6 +137,17 @@ class Bridge:
         if backoff is not None and self.scheduler.running:
             with contextlib.suppress(JobLookupError):  # shutting down: nothing left to reschedule
                 self.scheduler.modify_job(POLL_JOB, next_run_time=datetime.now(UTC) + timedelta(seconds=backoff))
+
+    async def _housekeeping_job(self) -> None:
+        cutoff = datetime.now(UTC) - timedelta(seconds=self.settings.delivery.retention)
+        try:
+            async with self.engine.begin() as conn:
+                purged = await outbox.purge_delivered(conn, cutoff)
+        except Exception:
+            log.warning("housekeeping failed; will try again in an hour", exc_info=True)
+            return
+        if purged:
+            log.info("purged delivered outbox rows", count=purged, delivered_before=cutoff.isoformat())
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         # Read from the database, so a follower replica reports the leader's last poll.

@@ -172,6 +172,7 @@ class DeliverySettings(_Section):
     max_retry_after: Duration = 3600.0
     check_interval: Duration = 1.0
     shutdown_grace: Duration = 10.0
+    retention: Duration = 7 * 86400.0
 
 
 class Settings(BaseSettings):

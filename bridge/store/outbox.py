@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
@@ -186,6 +186,14 @@ async def requeue_dead(conn: AsyncConnection, ids: Sequence[int] | None, now: da
         update(outbox)
         .where(condition)
         .values(status=PENDING, attempts=0, enqueued_at=now, next_attempt_at=now, claimed_until=None)
+    )
+    return int(result.rowcount or 0)
+
+
+async def purge_delivered(conn: AsyncConnection, delivered_before: datetime) -> int:
+    """Forget deliveries acknowledged before ``delivered_before``; dead letters stay until replayed."""
+    result = await conn.execute(
+        delete(outbox).where(outbox.c.status == DELIVERED, outbox.c.delivered_at < delivered_before)
     )
     return int(result.rowcount or 0)
 

@@ -55,6 +55,20 @@ async def test_a_row_waiting_for_its_retry_blocks_its_queue_but_not_others(engin
     assert [r.event_id for r in claimed] == [b[1].id]
 
 
+async def test_purge_forgets_old_deliveries_but_keeps_pending_rows_and_dead_letters(engine: AsyncEngine) -> None:
+    now = datetime.now(UTC)
+    events = diff_run(None, make_run("a"), START, NOW)  # run.created, run.queued
+    dead_event = diff_run(None, make_run("b"), START, NOW)[0]
+    async with engine.begin() as conn:
+        await outbox.enqueue(conn, [(e, "t") for e in events] + [(dead_event, "t")], now)
+        delivered, dead = await outbox.claim_due(conn, "w", now, 10, LEASE)
+        await outbox.mark_delivered(conn, delivered.id, now - timedelta(days=8))
+        await outbox.mark_dead(conn, dead.id, "HTTP 410")
+        assert await outbox.purge_delivered(conn, now - timedelta(days=7)) == 1
+        remaining = await outbox.rows_for_run(conn, "a") + await outbox.rows_for_run(conn, "b")
+    assert sorted(r.status for r in remaining) == ["dead", "pending"]
+
+
 async def test_release_claims_frees_rows_of_a_dead_worker(engine: AsyncEngine) -> None:
     now = datetime.now(UTC)
     async with engine.begin() as conn:
