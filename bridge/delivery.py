@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import random
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -101,6 +102,7 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._busy: Counter[str] = Counter()  # sends in flight per target
         self._finished: list[Attempt] = []
         # A claim outlives the slowest send (Slack's rate-limit waits included).
         self._lease = timedelta(seconds=max(120.0, 4 * settings.shutdown_grace))
@@ -114,6 +116,7 @@ class DeliveryWorker:
             self._wake.clear()
             try:
                 for row in await self._record_and_claim():
+                    self._busy[row.target] += 1
                     task = asyncio.create_task(self._deliver(row))
                     self._in_flight.add(task)
                     task.add_done_callback(self._in_flight.discard)
@@ -135,18 +138,26 @@ class DeliveryWorker:
 
     async def _record_and_claim(self, claim: bool = True) -> list[OutboxRow]:
         attempts, self._finished = self._finished, []
-        free = self._settings.concurrency - len(self._in_flight) if claim else 0
-        if not attempts and free <= 0:
-            return []
         try:
             async with self._engine.begin() as conn:
                 await self._record(conn, attempts)
-                rows = await outbox.claim_due(conn, self.holder, self._clock(), free, self._lease) if free > 0 else []
+                rows = await self._claim_per_target(conn) if claim else []
         except BaseException:
             self._finished = attempts + self._finished  # keep them for the next write
             raise
         for attempt in attempts:
             self._report(attempt)
+        return rows
+
+    async def _claim_per_target(self, conn: AsyncConnection) -> list[OutboxRow]:
+        """Each target has its own ``concurrency`` slots, so a slow or failing target
+        (whose old retries have the lowest ids) can never starve the others."""
+        rows: list[OutboxRow] = []
+        now = self._clock()
+        for target in await outbox.pending_targets(conn):
+            free = self._settings.concurrency - self._busy[target]
+            if free > 0:
+                rows += await outbox.claim_due(conn, self.holder, now, free, self._lease, target=target)
         return rows
 
     @staticmethod
@@ -174,7 +185,10 @@ class DeliveryWorker:
             bound.error("delivery dead-lettered", error=attempt.outcome.detail, attempts=row.attempts + 1)
 
     async def _deliver(self, row: OutboxRow) -> None:
-        outcome = await self._send(row)
+        try:
+            outcome = await self._send(row)
+        finally:
+            self._busy[row.target] -= 1
         now = self._clock()
         step, retry_at = next_step(row, outcome, now, self._settings)
         self._finished.append(Attempt(row, outcome, step, retry_at, now))

@@ -124,3 +124,38 @@ async def test_rows_for_an_unconfigured_target_are_dead_lettered(engine: AsyncEn
     async with engine.connect() as conn:
         [dead] = await outbox.dead_letters(conn)
     assert "no longer configured" in (dead.last_error or "")
+
+
+class SlowFailingNotifier:
+    """A target that hangs for a while and then fails, like one behind a dying load balancer."""
+
+    def __init__(self) -> None:
+        self.started = 0
+
+    async def send(self, event: Event) -> Outcome:
+        self.started += 1
+        await asyncio.sleep(0.3)
+        return Outcome.retry("timed out", retry_after=0.01)
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_slow_failing_target_does_not_starve_another_target(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        for n in range(40):
+            await outbox.enqueue(conn, [(events_of_run(f"slow-{n}")[0], "slow")], datetime.now(UTC))
+        await outbox.enqueue(conn, [(events_of_run("fine")[0], "healthy")], datetime.now(UTC))
+    slow, healthy = SlowFailingNotifier(), ScriptedNotifier([])
+    worker = DeliveryWorker(engine, {"slow": slow, "healthy": healthy}, DeliverySettings(concurrency=4), Metrics())
+    task = asyncio.create_task(worker.run())
+    try:
+        for _ in range(100):
+            if healthy.received:
+                break
+            await asyncio.sleep(0.01)
+        assert healthy.received, "the healthy target waited behind the failing one"
+        assert slow.started <= 4  # the failing target never had more than its own slots
+    finally:
+        await worker.stop()
+        task.cancel()

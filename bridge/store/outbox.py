@@ -82,14 +82,23 @@ async def enqueue(conn: AsyncConnection, deliveries: Sequence[tuple[Event, str]]
     await conn.execute(statement, rows)
 
 
-async def claim_due(conn: AsyncConnection, holder: str, now: datetime, limit: int, lease: timedelta) -> list[OutboxRow]:
-    """Claim up to ``limit`` queue heads that are due and not held by another worker."""
+async def pending_targets(conn: AsyncConnection) -> list[str]:
+    """Targets with anything pending, configured or not (rows for a removed target must still drain)."""
+    rows = await conn.execute(select(outbox.c.target).where(outbox.c.status == PENDING).distinct())
+    return sorted(row.target for row in rows)
+
+
+async def claim_due(
+    conn: AsyncConnection, holder: str, now: datetime, limit: int, lease: timedelta, target: str | None = None
+) -> list[OutboxRow]:
+    """Claim up to ``limit`` queue heads that are due and not held by another worker
+    (of one ``target`` when given)."""
     # One aggregate over the pending rows finds every queue's head. (A correlated
     # NOT EXISTS reads more naturally but lets PostgreSQL, before its statistics
     # catch up with a burst, pick a plan quadratic in the queue length.)
     queue_heads = (
         select(func.min(outbox.c.id).label("id"))
-        .where(outbox.c.status == PENDING)
+        .where(outbox.c.status == PENDING, *([outbox.c.target == target] if target is not None else []))
         .group_by(outbox.c.target, outbox.c.run_id)
         .subquery("queue_heads")
     )
