@@ -13,6 +13,7 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bridge import config_checks
 from bridge.delivery import DeliveryWorker
 from bridge.inbound import Inbound, build_inbound
 from bridge.leadership import Leadership
@@ -23,7 +24,7 @@ from bridge.notifiers.registry import NotifierDeps, build_notifiers
 from bridge.notifiers.slack import SlackContext
 from bridge.oz import build_client
 from bridge.poller import Poller
-from bridge.settings import Settings
+from bridge.settings import RouteSettings, Settings
 from bridge.store import outbox
 from bridge.store import runs as run_store
 from bridge.store.engine import create_engine, migrate, sqlite_path
@@ -78,7 +79,7 @@ class Bridge:
             self.engine,
             self.oz,
             self.settings.poll,
-            self.settings.routes,
+            self._active_routes(),
             self.metrics,
             on_committed=self.delivery.wake,
         )
@@ -100,6 +101,15 @@ class Bridge:
         )
         self.scheduler.start()
         log.info("oz-bridge started", port=self.port, targets=sorted(self.settings.targets))
+
+    def _active_routes(self) -> list[RouteSettings]:
+        """The routes, less the targets switched off for want of credentials."""
+        off = set(config_checks.disabled_targets(self.settings))
+        for name in sorted(off):
+            log.warning("slack target disabled: SLACK_BOT_TOKEN is not set", target=name)
+        return [
+            route.model_copy(update={"to": [t for t in route.to if t not in off]}) for route in self.settings.routes
+        ]
 
     async def _start_inbound(self) -> None:
         """Replies and buttons need a bot token to answer with, and a way in: HTTP or Socket Mode."""

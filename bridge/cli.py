@@ -31,11 +31,16 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
     return load_settings(getattr(args, "config", None), **overrides)
 
 
+def _run_settings(args: argparse.Namespace) -> Settings:
+    # The contract: without SLACK_BOT_TOKEN, Slack targets are disabled (check-config flags them).
+    return load_settings(getattr(args, "config", None), allow_disabled=True)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from bridge.app import serve
     from bridge.logs import configure
 
-    settings = _settings(args)
+    settings = _run_settings(args)
     if settings.oz.api_key is None:
         raise ConfigError(["WARP_API_KEY: required for run (the Oz API key)"])
     configure(settings.log_format, settings.log_level)

@@ -6,7 +6,14 @@ from bridge.routing import pattern_problem
 from bridge.settings import Settings, SlackTarget
 
 
-def problems(settings: Settings) -> list[str]:
+def disabled_targets(settings: Settings) -> list[str]:
+    """Slack targets without SLACK_BOT_TOKEN: an error to check-config, switched off by run."""
+    if settings.slack.bot_token is not None:
+        return []
+    return [name for name, target in settings.targets.items() if isinstance(target, SlackTarget)]
+
+
+def problems(settings: Settings, *, allow_disabled: bool = False) -> list[str]:
     """Every cross-reference problem, one line each, naming the key."""
     found: list[str] = []
     defined = sorted(settings.targets)
@@ -24,16 +31,10 @@ def problems(settings: Settings) -> list[str]:
             if target_name not in settings.targets:
                 known = ", ".join(defined) or "none are defined"
                 found.append(f"{where}.to[{position}]: unknown target {target_name!r}; defined targets: {known}")
-    if settings.slack.bot_token is None:
-        for key, value in (
-            ("SLACK_SIGNING_SECRET", settings.slack.signing_secret),
-            ("SLACK_APP_TOKEN", settings.slack.app_token),
-        ):
-            if value is not None:
-                found.append(f"slack: {key} is set but SLACK_BOT_TOKEN is not; the bridge could not answer in Slack")
-        for name, target in settings.targets.items():
-            if isinstance(target, SlackTarget):
-                found.append(f"targets.{name}: a slack target needs SLACK_BOT_TOKEN to be set")
+    if not allow_disabled:
+        found += [
+            f"targets.{name}: a slack target needs SLACK_BOT_TOKEN to be set" for name in disabled_targets(settings)
+        ]
     return found
 
 
@@ -43,6 +44,13 @@ def warnings(settings: Settings) -> list[str]:
     notes = [f"targets.{name}: no route sends to it" for name in settings.targets if name not in used]
     if not settings.routes:
         notes.append("routes: none are defined, so no event will be delivered anywhere")
+    if settings.slack.bot_token is None:
+        for key, value in (
+            ("SLACK_SIGNING_SECRET", settings.slack.signing_secret),
+            ("SLACK_APP_TOKEN", settings.slack.app_token),
+        ):
+            if value is not None:
+                notes.append(f"slack: {key} is set but SLACK_BOT_TOKEN is not, so inbound Slack stays off")
     if settings.poll.lookback < settings.poll.interval:
         notes.append("poll.lookback: shorter than poll.interval; late-visible updates may be missed")
     return notes

@@ -80,7 +80,8 @@ def configure(log_format: str | None = None, level: str = "info", stream: Any = 
         if log_format == "json"
         else structlog.dev.ConsoleRenderer(colors=stream.isatty())
     )
-    final: list[Any] = [structlog.processors.format_exc_info, _scrub_rendered] if log_format == "json" else []
+    # Tracebacks become text before rendering in both formats, so they can be scrubbed too.
+    final: list[Any] = [structlog.processors.format_exc_info, _scrub_rendered]
     handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(

@@ -24,7 +24,8 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
+from standardwebhooks import Webhook
 
 DEFAULT_CONFIG_PATH = "config/bridge.yaml"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -113,14 +114,21 @@ class WebhookTarget(_Section):
     type: Literal["webhook"]
     url: AnyHttpUrl
     secret: SecretStr | None = None
-    timeout: Duration = 10.0
+    # Below the delivery claim's lease (2 min), so a slow send is never claimed twice.
+    timeout: Annotated[float, BeforeValidator(parse_duration), Field(gt=0, le=60)] = 10.0
     headers: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("secret")
     @classmethod
     def _secret_is_standard(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().startswith("whsec_"):
-            raise ValueError("must be a Standard Webhooks secret starting with whsec_")
+        if value is None:
+            return None
+        try:
+            if not value.get_secret_value().startswith("whsec_"):
+                raise ValueError
+            Webhook(value.get_secret_value())  # the library that signs is the judge of what it can sign with
+        except Exception:
+            raise ValueError("must be a Standard Webhooks secret: whsec_ followed by base64") from None
         return value
 
 
@@ -150,6 +158,12 @@ class RouteSettings(_Section):
 
 
 class SlackSettings(_Section):
+    @field_validator("api_url")
+    @classmethod
+    def _api_url_ends_with_slash(cls, value: str) -> str:
+        # slack-sdk appends method names to it: without the slash they replace its last segment.
+        return value if value.endswith("/") else value + "/"
+
     bot_token: SecretStr | None = None
     signing_secret: SecretStr | None = None
     app_token: SecretStr | None = None
@@ -199,7 +213,7 @@ class Settings(BaseSettings):
             raise ValueError("must be sqlite:///PATH or postgresql://…")
         return value
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _lower_level(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
@@ -272,6 +286,10 @@ def read_yaml(path: Path) -> dict[str, Any]:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read the config file ({exc.strerror})"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text (byte {exc.start})"]) from None
+    except RecursionError:
+        raise ConfigError([f"{path}: an alias refers to itself"]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -281,7 +299,10 @@ def read_yaml(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(loaded, dict):
         raise ConfigError([f"{path}: the top level must be a mapping of sections (poll, targets, routes, …)"])
-    expanded = _expand(loaded, (), _yaml.problems)
+    try:
+        expanded = _expand(loaded, (), _yaml.problems)
+    except RecursionError:
+        raise ConfigError([f"{path}: an alias refers to itself"]) from None
     return dict(expanded)
 
 
@@ -330,11 +351,14 @@ def config_path(cli_path: str | None) -> tuple[Path | None, bool]:
     return Path(DEFAULT_CONFIG_PATH), False
 
 
-def load_settings(cli_path: str | None = None, *, check: bool = True, **overrides: Any) -> Settings:
+def load_settings(
+    cli_path: str | None = None, *, check: bool = True, allow_disabled: bool = False, **overrides: Any
+) -> Settings:
     """Build validated settings or raise ``ConfigError`` listing every problem at once.
 
     With ``check``, cross-section problems (unknown targets, bad event patterns…)
     are included too; a key whose ``${VAR}`` is missing is reported once, for that.
+    ``allow_disabled`` accepts Slack targets without a token (``run`` switches them off).
     """
     path, explicit = config_path(cli_path)
     if path is not None and not path.exists():
@@ -348,13 +372,20 @@ def load_settings(cli_path: str | None = None, *, check: bool = True, **override
         invalid: list[tuple[str, str]] = []
     except ValidationError as exc:
         invalid = [_describe(error) for error in exc.errors()]
+    except SettingsError as exc:
+        # A list or mapping given in the environment that is not JSON.
+        field = str(exc).split('"')[1] if '"' in str(exc) else "?"
+        hint = f'OZ_BRIDGE_{field.upper()}__… values that are lists or mappings must be JSON, e.g. \'["U1", "U2"]\''
+        raise ConfigError([f"environment: {hint}"]) from None
     missing = _yaml.problems
     unset = {where for where, _ in missing}
     problems = [line for _, line in missing] + [line for where, line in invalid if where not in unset]
     if settings is not None and check:
         from bridge.config_checks import problems as cross_problems
 
-        problems += cross_problems(settings)
+        # A key whose ${VAR} is missing is reported once, for that, not again for its stand-in.
+        cross = cross_problems(settings, allow_disabled=allow_disabled)
+        problems += [line for line in cross if line.split(":", 1)[0] not in unset]
     if problems or settings is None:
         raise ConfigError(problems)
     return settings

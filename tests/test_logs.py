@@ -30,3 +30,15 @@ def test_registered_secrets_and_credential_shapes_are_redacted_everywhere() -> N
     assert lines[0]["headers"]["Authorization"] == REDACTED
     assert lines[1]["api_key"] == REDACTED
     assert "RuntimeError" in lines[3]["exception"]
+
+
+def test_console_format_scrubs_tracebacks_too() -> None:
+    stream = io.StringIO()
+    configure("console", "debug", stream=stream)
+    redactor.register([API_KEY])
+    try:
+        raise ValueError(f"boom {API_KEY}")
+    except ValueError:
+        get_logger("test").exception("crashed")
+    text = stream.getvalue()
+    assert "ValueError" in text and API_KEY not in text

@@ -116,3 +116,50 @@ def test_missing_explicit_config_file_is_an_error(tmp_path: Path) -> None:
 )
 def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"poll:\n  interval: 15 # \xff\xfe\n", "not UTF-8 text"),
+        (b"a: &a [*a]\nroutes: *a\n", "an alias refers to itself"),
+    ],
+)
+def test_unreadable_yaml_is_a_config_error(tmp_path: Path, content: bytes, expected: str) -> None:
+    path = tmp_path / "bridge.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=expected):
+        load_settings(str(path))
+
+
+def test_list_values_in_the_environment_must_be_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OZ_BRIDGE_SLACK__ALLOWED_USERS", "U1,U2")
+    with pytest.raises(ConfigError, match="must be JSON"):
+        load_settings(write(tmp_path, ""))
+    monkeypatch.setenv("OZ_BRIDGE_SLACK__ALLOWED_USERS", '["U1", "U2"]')
+    assert load_settings(write(tmp_path, "")).slack.allowed_users == ["U1", "U2"]
+
+
+@pytest.mark.parametrize("secret", ["whsec_", "whsec_!!!!", "not-whsec"])
+def test_a_webhook_secret_that_cannot_sign_is_refused(tmp_path: Path, secret: str) -> None:
+    text = f"targets:\n  w: {{type: webhook, url: 'https://x/y', secret: '{secret}'}}\n"
+    with pytest.raises(ConfigError, match=r"targets\.w\.secret: must be a Standard Webhooks secret"):
+        load_settings(write(tmp_path, text), check=False)
+
+
+def test_a_missing_variable_is_reported_once_not_again_for_its_stand_in(tmp_path: Path) -> None:
+    text = "targets:\n  c: {type: console}\nroutes:\n  - {name: r, events: ['*'], to: ['${NOPE_TARGET}']}\n"
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text))
+    assert caught.value.problems == [
+        "routes[0].to[0]: environment variable NOPE_TARGET is not set (used as ${NOPE_TARGET})"
+    ]
+
+
+def test_slack_api_url_always_ends_with_a_slash_and_log_format_ignores_case(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLACK_API_URL", "http://127.0.0.1:9/api")
+    monkeypatch.setenv("OZ_BRIDGE_LOG_FORMAT", "JSON")
+    settings = load_settings(write(tmp_path, ""))
+    assert (settings.slack.api_url, settings.log_format) == ("http://127.0.0.1:9/api/", "json")

@@ -10,6 +10,7 @@ import pytest
 from bridge.sim import Simulator
 from tests.e2e.harness import BridgeProcess, fast_config, wait_until
 from tests.fakes.slack_api import FakeSlack
+from tests.fakes.webhook_receiver import WebhookReceiver
 
 BOT_TOKEN = "xoxb-e2e-0000-secret"
 CHANNEL = "C0ALERTS1"
@@ -88,3 +89,20 @@ async def test_channel_not_found_is_dead_lettered_with_the_slack_code(
 
 async def _dead_letters(bridge: BridgeProcess) -> bool:
     return await bridge.metric("oz_bridge_dead_letters") >= 1
+
+
+async def test_without_a_bot_token_run_starts_with_slack_targets_disabled(
+    sim: Simulator, receiver: WebhookReceiver, bridges: Callable[..., BridgeProcess]
+) -> None:
+    targets = {
+        "alerts": {"type": "slack", "channel": CHANNEL},
+        "audit": {"type": "webhook", "url": receiver.url},
+    }
+    bridge = bridges(fast_config(targets, [{"name": "all", "events": ["*"], "to": ["alerts", "audit"]}]))
+    await bridge.start()
+    rid = sim.create_run()["run_id"]
+    await wait_until(lambda: len(receiver.accepted) == 2, what="the webhook still served")
+    assert await bridge.metric("oz_bridge_dead_letters") == 0  # nothing queued for the disabled target
+    assert await bridge.stop() == 0
+    assert any("slack target disabled" in line for line in bridge.output)
+    assert {body["run"]["run_id"] for body in receiver.accepted} == {rid}
