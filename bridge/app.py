@@ -167,8 +167,9 @@ class Bridge:
         except Exception as exc:
             return False, {"reason": f"database unreachable ({type(exc).__name__})"}
         last = state.last_success_at if state else None
+        error = self.poller.last_error if self.poller else None
         if last is None:
-            return False, {"reason": "no successful poll yet"}
+            return False, {"reason": "no successful poll yet", "poll_error": error}
         age = (datetime.now(UTC) - last).total_seconds()
         detail: dict[str, Any] = {
             "last_poll_success": last.isoformat(),
@@ -176,7 +177,6 @@ class Bridge:
             "role": "leader" if self.leadership.is_leader else "follower",
         }
         if age > 3 * self.settings.poll.interval:
-            error = self.poller.last_error if self.poller else None
             return False, {**detail, "reason": "no successful poll within 3 poll intervals", "poll_error": error}
         return True, detail
 

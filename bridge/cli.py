@@ -74,7 +74,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_check_config(args: argparse.Namespace) -> int:
     settings = _settings(args)
     print("configuration OK")
-    print(f"  database: {settings.database_url.split('@')[-1]}")
+    print(f"  database: {_redacted_database(settings.database_url)}")
     poll = settings.poll
     print(f"  poll: every {poll.interval:g}s, sweep every {poll.sweep:g}s over {poll.lookback:g}s, start {poll.start}")
     for name, target in settings.targets.items():
@@ -85,6 +85,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     for warning in config_checks.warnings(settings):
         print(f"  warning: {warning}")
     return 0
+
+
+def _redacted_database(url: str) -> str:
+    # Credentials may sit in the user-info part or in the query string (?password=…).
+    without_query = url.split("?", 1)[0]
+    scheme, _, rest = without_query.partition("://")
+    return f"{scheme}://{rest.rsplit('@', 1)[-1]}"
 
 
 def _redacted_url(url: str) -> str:
@@ -100,9 +107,21 @@ def cmd_routes_test(args: argparse.Namespace) -> int:
     from bridge.route_preview import preview
 
     settings = _settings(args)
-    run = json.loads(Path(args.run).read_text(encoding="utf-8")) if args.run else None
+    run = _read_run(args.run) if args.run else None
     print(preview(settings, args.event, run))
     return 0
+
+
+def _read_run(path: str) -> dict[str, Any]:
+    try:
+        run = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([f"--run: {path}: {exc.strerror}"]) from None
+    except ValueError as exc:
+        raise ConfigError([f"--run: {path}: not JSON ({exc})"]) from None
+    if not isinstance(run, dict) or not isinstance(run.get("run_id"), str):
+        raise ConfigError([f"--run: {path}: must be one run as a JSON object with a run_id (a RunItem)"])
+    return run
 
 
 def _with_store(action: Callable[..., Any]) -> Callable[[argparse.Namespace], int]:
@@ -120,7 +139,12 @@ def _with_store(action: Callable[..., Any]) -> Callable[[argparse.Namespace], in
             finally:
                 await engine.dispose()
 
-        return asyncio.run(main())
+        try:
+            return asyncio.run(main())
+        except (OSError, SQLAlchemyError) as exc:
+            cause = getattr(exc, "orig", None) or exc
+            print(f"oz-bridge: cannot reach the database: {type(cause).__name__}: {cause}", file=sys.stderr)
+            return EXIT_START
 
     return command
 
@@ -148,8 +172,13 @@ async def _dlq_retry(engine: Any, args: argparse.Namespace) -> int:
     from bridge.store import outbox
 
     async with engine.begin() as conn:
+        known = {row.id for row in await outbox.dead_letters(conn)}
         count = await outbox.requeue_dead(conn, args.ids or None, datetime.now(UTC))
     print(f"requeued {count} dead letter(s); a running bridge delivers them within seconds")
+    missing = sorted(set(args.ids) - known)
+    if missing:
+        print(f"oz-bridge: no dead letter with id {', '.join(map(str, missing))}", file=sys.stderr)
+        return EXIT_START
     return 0
 
 

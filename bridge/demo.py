@@ -8,6 +8,7 @@ database in a temporary folder.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -43,7 +44,16 @@ async def _settled(bridge: Bridge, scenario_end: datetime) -> bool:
     return polled_after and await bridge.pending_deliveries() == 0
 
 
+def _forget_the_environment() -> None:
+    """The demo runs on embedded defaults with no credentials, whatever this shell exports:
+    a real SLACK_BOT_TOKEN or OZ_BRIDGE_* override must not reach it."""
+    for name in list(os.environ):
+        if name.startswith(("OZ_BRIDGE_", "SLACK_", "WARP_", "OZ_API_")):
+            del os.environ[name]
+
+
 async def run_demo(speed: float = 1.0) -> int:
+    _forget_the_environment()
     configure("console", "warning")
     out = sys.stdout
     with tempfile.TemporaryDirectory(prefix="oz-bridge-demo-") as tmp:

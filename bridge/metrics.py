@@ -13,6 +13,9 @@ class Metrics:
         r = self.registry
         self.polls = Counter("oz_bridge_polls", "Poll ticks by result (ok, error).", ["result"], registry=r)
         self.poll_requests = Counter("oz_bridge_poll_requests", "GET /agent/runs requests made.", registry=r)
+        self.malformed_runs = Counter(
+            "oz_bridge_malformed_runs", "Runs left out because the API's answer for them was malformed.", registry=r
+        )
         self.runs_seen = Counter("oz_bridge_runs_seen", "Run observations read from the API.", registry=r)
         self.events = Counter("oz_bridge_events", "Events detected, by type.", ["type"], registry=r)
         self.deliveries = Counter(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -45,15 +45,30 @@ def checked_run(item: Any) -> JSONDict:
     return run
 
 
+def readable_runs(items: list[Any], on_malformed: Callable[[MalformedRun], None]) -> list[JSONDict]:
+    """The page's runs that can be diffed; each one that can't is reported and left out,
+    so one broken run never holds every other notification back."""
+    runs: list[JSONDict] = []
+    for item in items:
+        try:
+            runs.append(checked_run(item))
+        except MalformedRun as exc:
+            on_malformed(exc)
+    return runs
+
+
 async def run_pages(
     client: AsyncOzAPI,
     updated_after: datetime,
     page_size: int,
     filters: Mapping[str, Any],
-    on_request: Any = None,
+    on_request: Callable[[], None] | None = None,
+    on_malformed: Callable[[MalformedRun], None] = lambda _exc: None,
 ) -> AsyncIterator[list[JSONDict]]:
     """Pages of runs updated after ``updated_after``, oldest change first, to the end."""
     try:
+        if on_request:
+            on_request()
         page = await client.agent.runs.list(
             **filters,
             sort_by="updated_at",
@@ -62,13 +77,13 @@ async def run_pages(
             updated_after=updated_after,
         )
         while True:
-            if on_request:
-                on_request()
             if not isinstance(getattr(page, "runs", None), list):
                 raise MalformedRun("the runs list is missing from the API's answer")
-            yield [checked_run(item) for item in page.runs]
+            yield readable_runs(page.runs, on_malformed)
             if not page.has_next_page():
                 return
+            if on_request:
+                on_request()
             page = await page.get_next_page()
     except (ValueError, AttributeError, TypeError, KeyError) as exc:
         if isinstance(exc, MalformedRun):

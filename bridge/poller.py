@@ -14,7 +14,7 @@ from bridge.diff import diff_run, is_news, parse_time, snapshot_of
 from bridge.events import Event, JSONDict, rfc3339
 from bridge.logs import get_logger
 from bridge.metrics import Metrics
-from bridge.oz import run_pages
+from bridge.oz import MalformedRun, run_pages
 from bridge.routing import targets_for
 from bridge.settings import PollSettings, RouteSettings, parse_start
 from bridge.store import outbox
@@ -125,6 +125,7 @@ class Poller:
             self._poll.page_size,
             self._poll.filters,
             on_request=self._metrics.poll_requests.inc,
+            on_malformed=self._skip_malformed,
         )
         async for page in pages:
             result.pages += 1
@@ -136,6 +137,10 @@ class Poller:
         self.last_success = finished
         self._metrics.last_poll_success.set(finished.timestamp())
         return result
+
+    def _skip_malformed(self, problem: MalformedRun) -> None:
+        self._metrics.malformed_runs.inc()
+        log.error("run left out: the API's answer for it is malformed", problem=str(problem))
 
     async def _commit_page(self, page: list[JSONDict], start_point: datetime) -> int:
         """Snapshots, outbox rows and cursor of one page, all or nothing."""

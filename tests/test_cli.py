@@ -105,10 +105,49 @@ async def test_dlq_list_and_retry_and_db_upgrade(tmp_path: Path) -> None:
         await outbox.mark_dead(conn, row.id, "HTTP 410")
     listing = oz_bridge("dlq", "list", cwd=tmp_path, env=env)
     assert "run-dead" in listing.stdout and "HTTP 410" in listing.stdout
+    unknown = oz_bridge("dlq", "retry", "999", cwd=tmp_path, env=env)
+    assert unknown.returncode == 1 and "no dead letter with id 999" in unknown.stderr
     retry = oz_bridge("dlq", "retry", str(row.id), cwd=tmp_path, env=env)
     assert "requeued 1" in retry.stdout
     assert "no dead letters" in oz_bridge("dlq", "list", cwd=tmp_path, env=env).stdout
     await engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "No such file"), ("{bad", "not JSON"), ("[1]", "must be one run as a JSON object")],
+)
+def test_routes_test_with_an_unreadable_run_file_is_a_clear_error(
+    tmp_path: Path, content: str | None, message: str
+) -> None:
+    if content is not None:
+        (tmp_path / "run.json").write_text(content)
+    result = oz_bridge("routes", "test", "--event", "run.failed", "--run", "run.json", cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_store_commands_explain_an_unreachable_database(tmp_path: Path) -> None:
+    env = {"OZ_BRIDGE_DATABASE_URL": "postgresql://nobody:sekrit@127.0.0.1:1/none"}
+    result = oz_bridge("dlq", "list", cwd=tmp_path, env=env)
+    assert result.returncode == 1 and "cannot reach the database" in result.stderr
+    assert "Traceback" not in result.stderr and "sekrit" not in result.stderr
+
+
+def test_check_config_hides_database_credentials(tmp_path: Path) -> None:
+    env = {"OZ_BRIDGE_DATABASE_URL": "postgresql://app:sekrit@db.internal/oz?password=sekrit2"}
+    result = oz_bridge("check-config", cwd=tmp_path, env=env)
+    assert "database: postgresql://db.internal/oz" in result.stdout
+    assert "sekrit" not in result.stdout
+
+
+def test_demo_ignores_the_users_environment(tmp_path: Path) -> None:
+    env = {
+        "OZ_BRIDGE_DELIVERY__CONCURRENCY": "abc",
+        "SLACK_BOT_TOKEN": "xoxb-real-looking",
+        "SLACK_APP_TOKEN": "xapp-1",
+    }
+    result = oz_bridge("demo", "--speed", "4", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_demo_plays_the_scenario_and_exits_zero(tmp_path: Path) -> None:

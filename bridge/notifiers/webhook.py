@@ -65,7 +65,10 @@ class WebhookNotifier:
         body = json.dumps(event.to_payload(), separators=(",", ":"), ensure_ascii=False)
         # Signed afresh on every attempt: a new timestamp, the same webhook-id.
         now = datetime.now(UTC)
-        headers = {**self._extra_headers, **signed_headers(self._secret, event.id, body, now)}
+        try:
+            headers = {**self._extra_headers, **signed_headers(self._secret, event.id, body, now)}
+        except Exception as exc:  # the target's own config is wrong: retrying cannot help
+            return Outcome.permanent(f"cannot sign ({type(exc).__name__})")
         try:
             async with self._session.post(
                 self._url,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bridge.sim import Simulator, format_ts
@@ -201,3 +202,24 @@ async def test_restart_does_not_re_announce_anything(
     await wait_until(lambda: len(receiver.accepted) == 3, what="the one new event")
     assert pairs(receiver)[-1] == (rid, "run.succeeded")
     assert await bridge.stop() == 0
+
+
+async def test_an_api_down_since_start_is_named_in_readiness_and_counted(
+    tmp_path: Path, webhook_config: Callable[..., dict[str, Any]]
+) -> None:
+    bridge = BridgeProcess(tmp_path, "http://127.0.0.1:1", webhook_config())
+    await bridge.start()
+    try:
+        await wait_until(lambda: _not_ready(bridge), what="readiness to fail")
+        await wait_until(lambda: _poll_errors(bridge), what="a failed poll")
+        status, body = await bridge.get("/readyz")
+        detail = json.loads(body)
+        assert status == 503 and detail["reason"] == "no successful poll yet"
+        assert detail["poll_error"]  # e.g. "APITimeoutError: Request timed out."
+        assert await bridge.metric("oz_bridge_poll_requests_total") >= 1
+    finally:
+        assert await bridge.stop() == 0
+
+
+async def _poll_errors(bridge: BridgeProcess) -> bool:
+    return await bridge.metric('oz_bridge_polls_total{result="error"}') >= 1

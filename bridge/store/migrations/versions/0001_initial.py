@@ -24,7 +24,7 @@ def upgrade() -> None:
     op.create_table(
         "runs",
         sa.Column("run_id", sa.String(128), primary_key=True),
-        sa.Column("state", sa.String(32), nullable=False),
+        sa.Column("state", sa.String(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.Column("artifact_keys", sa.JSON, nullable=False),
         sa.Column("run", sa.JSON, nullable=False),
@@ -44,7 +44,7 @@ def upgrade() -> None:
         sa.Column("event_id", sa.String(64), nullable=False),
         sa.Column("target", sa.String(200), nullable=False),
         sa.Column("run_id", sa.String(128), nullable=False),
-        sa.Column("event_type", sa.String(100), nullable=False),
+        sa.Column("event_type", sa.String(), nullable=False),
         sa.Column("payload", sa.JSON, nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("attempts", sa.Integer, nullable=False),
