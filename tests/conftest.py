@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bridge.sim import Simulator, running_simulator
 from bridge.store.engine import create_engine, migrate
 
 
@@ -40,3 +41,20 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     await migrate(db)
     yield db
     await db.dispose()
+
+
+@pytest.fixture
+def sim_api_key() -> str:
+    """The key the simulator expects; a directory's conftest may override it."""
+    return "sim-key"
+
+
+@pytest.fixture
+def sim(sim_api_key: str) -> Simulator:
+    return Simulator(api_key=sim_api_key)
+
+
+@pytest.fixture
+async def sim_url(sim: Simulator) -> AsyncIterator[str]:
+    async with running_simulator(sim) as url:
+        yield url

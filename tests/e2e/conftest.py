@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from bridge.sim import Simulator, running_simulator
 from tests.e2e.harness import API_KEY, BridgeProcess, fast_config
 from tests.fakes.webhook_receiver import WebhookReceiver
 
@@ -16,14 +15,8 @@ WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
 @pytest.fixture
-def sim() -> Simulator:
-    return Simulator(api_key=API_KEY)
-
-
-@pytest.fixture
-async def sim_url(sim: Simulator) -> AsyncIterator[str]:
-    async with running_simulator(sim) as url:
-        yield url
+def sim_api_key() -> str:
+    return API_KEY
 
 
 @pytest.fixture
@@ -54,3 +47,11 @@ def webhook_config(receiver: WebhookReceiver) -> Callable[..., dict[str, Any]]:
         return fast_config(targets, [{"name": "all", "events": ["*"], "to": ["audit"]}], **poll)
 
     return config
+
+
+@pytest.fixture
+async def bridge(bridges: Callable[..., BridgeProcess], webhook_config: Callable[..., dict[str, Any]]) -> BridgeProcess:
+    """A started bridge on the default fast config, delivering everything to the receiver."""
+    started = bridges(webhook_config())
+    await started.start()
+    return started

@@ -20,13 +20,8 @@ async def step(receiver: WebhookReceiver, run_id: str, expected: list[str]) -> N
 
 
 async def test_run_lifecycle_reaches_the_webhook_in_order_and_signed(
-    sim: Simulator,
-    receiver: WebhookReceiver,
-    bridges: Callable[..., BridgeProcess],
-    webhook_config: Callable[..., dict[str, Any]],
+    sim: Simulator, receiver: WebhookReceiver, bridge: BridgeProcess
 ) -> None:
-    bridge = bridges(webhook_config())
-    await bridge.start()
     run = sim.create_run(title="Fix flaky test", state="QUEUED")
     rid = run["run_id"]
     await step(receiver, rid, ["run.created", "run.queued"])
@@ -66,13 +61,6 @@ async def test_a_run_that_succeeds_between_two_polls(
     assert await bridge.stop() == 0
 
 
-async def test_sigterm_drains_and_exits_zero(
-    sim: Simulator,
-    receiver: WebhookReceiver,
-    bridges: Callable[..., BridgeProcess],
-    webhook_config: Callable[..., dict[str, Any]],
-) -> None:
-    bridge = bridges(webhook_config())
-    await bridge.start()
+async def test_sigterm_drains_and_exits_zero(sim: Simulator, receiver: WebhookReceiver, bridge: BridgeProcess) -> None:
     assert await bridge.stop(signal.SIGTERM) == 0
     assert any('"oz-bridge stopped"' in line for line in bridge.output)

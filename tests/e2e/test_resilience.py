@@ -44,13 +44,8 @@ async def test_page_boundaries_inside_updated_at_ties_lose_nothing(
 
 
 async def test_late_visible_update_inside_the_lookback_is_caught(
-    sim: Simulator,
-    receiver: WebhookReceiver,
-    bridges: Callable[..., BridgeProcess],
-    webhook_config: Callable[..., dict[str, Any]],
+    sim: Simulator, receiver: WebhookReceiver, bridge: BridgeProcess
 ) -> None:
-    bridge = bridges(webhook_config())
-    await bridge.start()
     late = sim.create_run(state="INPROGRESS")["run_id"]
     await wait_until(lambda: (late, "run.started") in pairs(receiver), what="first sighting")
     stamped = format_ts(sim.now())
@@ -63,13 +58,8 @@ async def test_late_visible_update_inside_the_lookback_is_caught(
 
 
 async def test_api_errors_back_off_show_in_readiness_and_recover(
-    sim: Simulator,
-    receiver: WebhookReceiver,
-    bridges: Callable[..., BridgeProcess],
-    webhook_config: Callable[..., dict[str, Any]],
+    sim: Simulator, receiver: WebhookReceiver, bridge: BridgeProcess
 ) -> None:
-    bridge = bridges(webhook_config())
-    await bridge.start()
     await wait_until(lambda: _ready(bridge), what="ready")
     sim.inject_fault(500, count=10_000, path=RUNS_PATH)
     rid = sim.create_run()["run_id"]
@@ -166,13 +156,8 @@ async def test_kill_9_during_a_burst_loses_no_event(
 
 
 async def test_an_idle_tick_costs_exactly_one_list_request(
-    sim: Simulator,
-    receiver: WebhookReceiver,
-    bridges: Callable[..., BridgeProcess],
-    webhook_config: Callable[..., dict[str, Any]],
+    sim: Simulator, receiver: WebhookReceiver, bridge: BridgeProcess
 ) -> None:
-    bridge = bridges(webhook_config())
-    await bridge.start()
     await wait_until(lambda: _ready(bridge), what="ready")
     polls_before = await bridge.metric('oz_bridge_polls_total{result="ok"}')
     requests_before = len(sim.requests(RUNS_PATH))
@@ -186,13 +171,8 @@ async def test_an_idle_tick_costs_exactly_one_list_request(
 
 
 async def test_restart_does_not_re_announce_anything(
-    sim: Simulator,
-    receiver: WebhookReceiver,
-    bridges: Callable[..., BridgeProcess],
-    webhook_config: Callable[..., dict[str, Any]],
+    sim: Simulator, receiver: WebhookReceiver, bridge: BridgeProcess
 ) -> None:
-    bridge = bridges(webhook_config())
-    await bridge.start()
     rid = sim.create_run(state="INPROGRESS")["run_id"]
     await wait_until(lambda: len(receiver.accepted) == 2, what="first events")
     assert await bridge.stop() == 0

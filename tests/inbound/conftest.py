@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.inbound import Inbound, WorkerSettings, build_inbound
 from bridge.metrics import Metrics
-from bridge.sim import Simulator, running_simulator
+from bridge.sim import Simulator
 from bridge.web import build_web_app
 from tests.fakes.slack_api import FakeSlack
 from tests.inbound.harness import (
@@ -30,14 +30,8 @@ from tests.inbound.harness import (
 
 
 @pytest.fixture
-def sim() -> Simulator:
-    return Simulator(api_key=API_KEY)
-
-
-@pytest.fixture
-async def sim_url(sim: Simulator) -> AsyncIterator[str]:
-    async with running_simulator(sim) as url:
-        yield url
+def sim_api_key() -> str:
+    return API_KEY
 
 
 @pytest.fixture
