@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bridge.backoff import backoff_delay
 from bridge.lifecycle import finish_within
 from bridge.logs import get_logger
 from bridge.metrics import Metrics
@@ -40,16 +41,15 @@ def retry_delay(
     retry_after: float | None = None,
     jitter: Callable[[], float] = random.random,
 ) -> float:
-    """Seconds before retry number ``attempt`` (1 for the first retry).
-
-    A target's own ``Retry-After`` wins when it is within reason; otherwise the
-    delay doubles from ``first_retry`` up to ``max_backoff``, ±20 % so that many
-    failing deliveries don't retry in lockstep.
-    """
-    if retry_after is not None and 0 <= retry_after <= settings.max_retry_after:
-        return retry_after
-    base: float = settings.first_retry * 2.0 ** min(attempt - 1, 32)
-    return min(settings.max_backoff, base * (0.8 + 0.4 * jitter()))
+    """Seconds before delivery retry number ``attempt``, by the delivery settings."""
+    return backoff_delay(
+        attempt,
+        first=settings.first_retry,
+        cap=settings.max_backoff,
+        max_retry_after=settings.max_retry_after,
+        retry_after=retry_after,
+        jitter=jitter(),
+    )
 
 
 def next_step(

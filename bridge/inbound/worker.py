@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bridge.backoff import backoff_delay
 from bridge.inbound.calls import Transient
 from bridge.inbound.outcome import InboxHandler, Outcome
 from bridge.lifecycle import finish_within
@@ -50,11 +51,15 @@ class WorkerSettings:
 
 
 def retry_delay(attempt: int, settings: WorkerSettings, retry_after: float | None, jitter: float) -> float:
-    """Seconds before retry number ``attempt``: the server's hint, else doubling with ±20 % jitter."""
-    if retry_after is not None and 0 <= retry_after <= settings.max_retry_after:
-        return retry_after
-    base: float = settings.first_retry * 2.0 ** min(attempt - 1, 32)
-    return float(min(settings.max_backoff, base * (0.8 + 0.4 * jitter)))
+    """Seconds before inbox retry number ``attempt``, by the worker settings."""
+    return backoff_delay(
+        attempt,
+        first=settings.first_retry,
+        cap=settings.max_backoff,
+        max_retry_after=settings.max_retry_after,
+        retry_after=retry_after,
+        jitter=jitter,
+    )
 
 
 class InboxWorker:
