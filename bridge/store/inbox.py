@@ -144,18 +144,7 @@ async def record_outcome(conn: AsyncConnection, event_id: str, outcome: JSONDict
 
 
 async def mark_done(conn: AsyncConnection, event_id: str, now: datetime) -> None:
-    await conn.execute(
-        update(inbound_events)
-        .where(inbound_events.c.event_id == event_id)
-        .values(
-            status=DONE,
-            processed_at=now,
-            attempts=inbound_events.c.attempts + 1,
-            claimed_by=None,
-            claimed_until=None,
-            last_error=None,
-        )
-    )
+    await _finish(conn, event_id, DONE, now, None)
 
 
 async def mark_retry(conn: AsyncConnection, event_id: str, next_attempt_at: datetime, error: str) -> None:
@@ -173,11 +162,16 @@ async def mark_retry(conn: AsyncConnection, event_id: str, next_attempt_at: date
 
 
 async def mark_failed(conn: AsyncConnection, event_id: str, now: datetime, error: str) -> None:
+    await _finish(conn, event_id, FAILED, now, error)
+
+
+async def _finish(conn: AsyncConnection, event_id: str, status: str, now: datetime, error: str | None) -> None:
+    """A row's last attempt: its status, when, and why it failed (if it did); the claim ends."""
     await conn.execute(
         update(inbound_events)
         .where(inbound_events.c.event_id == event_id)
         .values(
-            status=FAILED,
+            status=status,
             processed_at=now,
             attempts=inbound_events.c.attempts + 1,
             last_error=error,
