@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.sim import Simulator, running_simulator
 from bridge.store.engine import create_engine, migrate
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--soak", action="store_true", help="run the long soak variants of the fault suite")
+
+
+def soak_enabled(config: pytest.Config) -> bool:
+    """Long variants (minutes each) run only when asked: ``--soak`` or ``OZ_BRIDGE_SOAK=1``."""
+    return bool(config.getoption("--soak")) or os.environ.get("OZ_BRIDGE_SOAK") == "1"
+
+
+@pytest.fixture
+def soak(request: pytest.FixtureRequest) -> bool:
+    return soak_enabled(request.config)
 
 
 def make_run(
