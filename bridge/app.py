@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +25,8 @@ from bridge.notifiers.registry import NotifierDeps, build_notifiers
 from bridge.notifiers.slack import SlackContext
 from bridge.oz import build_client
 from bridge.poller import Poller
+from bridge.schedule import TimePolicy
+from bridge.schedule_job import ScheduleJob
 from bridge.settings import RouteSettings, Settings
 from bridge.store import outbox
 from bridge.store import runs as run_store
@@ -33,6 +36,12 @@ from bridge.web import build_web_app
 log = get_logger("bridge.app")
 POLL_JOB = "poll"
 HOUSEKEEPING_JOB = "housekeeping"
+SCHEDULE_JOB = "schedule"
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def secrets_of(settings: Settings) -> list[str | None]:
@@ -44,8 +53,10 @@ def secrets_of(settings: Settings) -> list[str | None]:
 class Bridge:
     """The running service: poller, delivery workers and HTTP server over one database."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock = utcnow) -> None:
         self.settings = settings
+        # One notion of "now" for everything that stores or compares times (the demo plays on a shifted one).
+        self.clock = clock
         self.metrics = Metrics()
         self.engine: AsyncEngine = create_engine(settings.database_url)
         self.oz = build_client(settings.oz)
@@ -55,12 +66,15 @@ class Bridge:
         self.notifiers: dict[str, Notifier] = {}
         self.delivery: DeliveryWorker | None = None
         self.poller: Poller | None = None
+        self.schedule: ScheduleJob | None = None
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
         self._poll_lock = asyncio.Lock()
         single_replica = sqlite_path(settings.database_url) is not None
-        self.leadership = Leadership(self.engine, ttl=3 * settings.poll.interval, shared=not single_replica)
+        self.leadership = Leadership(
+            self.engine, ttl=3 * settings.poll.interval, shared=not single_replica, clock=clock
+        )
         self.port: int | None = None
         redactor.register(secrets_of(settings))
 
@@ -74,13 +88,27 @@ class Bridge:
         if self.settings.slack.bot_token is not None:
             self.slack = SlackContext(self.settings.slack, self.engine, self.metrics)
         self.notifiers = build_notifiers(self.settings, NotifierDeps(http=self.http, slack=self.slack))
-        self.delivery = DeliveryWorker(self.engine, self.notifiers, self.settings.delivery, self.metrics)
+        self.delivery = DeliveryWorker(
+            self.engine, self.notifiers, self.settings.delivery, self.metrics, clock=self.clock
+        )
+        routes = self._active_routes()
         self.poller = Poller(
             self.engine,
             self.oz,
             self.settings.poll,
-            self._active_routes(),
+            routes,
             self.metrics,
+            on_committed=self.delivery.wake,
+            clock=self.clock,
+        )
+        self.schedule = ScheduleJob(
+            self.engine,
+            TimePolicy.of(self.settings),
+            routes,
+            self.settings.digests,
+            self.metrics,
+            usable_targets=set(self.notifiers),
+            clock=self.clock,
             on_committed=self.delivery.wake,
         )
         await self.poller.prepare()
@@ -99,6 +127,15 @@ class Bridge:
         self.scheduler.add_job(
             self._housekeeping_job, "interval", hours=1, id=HOUSEKEEPING_JOB, coalesce=True, max_instances=1
         )
+        if self.schedule.needed:
+            self.scheduler.add_job(
+                self._schedule_job,
+                "interval",
+                seconds=self.settings.poll.interval,
+                id=SCHEDULE_JOB,
+                coalesce=True,
+                max_instances=1,
+            )
         self.scheduler.start()
         log.info("oz-bridge started", port=self.port, targets=sorted(self.settings.targets))
 
@@ -148,8 +185,15 @@ class Bridge:
             with contextlib.suppress(JobLookupError):  # shutting down: nothing left to reschedule
                 self.scheduler.modify_job(POLL_JOB, next_run_time=datetime.now(UTC) + timedelta(seconds=backoff))
 
+    async def _schedule_job(self) -> None:
+        """Reminders, stuck runs, budgets and digests: on the replica that polls, one at a time with polls."""
+        if self.schedule is None or not self.leadership.is_leader:
+            return
+        async with self._poll_lock:
+            await self.schedule.tick()
+
     async def _housekeeping_job(self) -> None:
-        cutoff = datetime.now(UTC) - timedelta(seconds=self.settings.delivery.retention)
+        cutoff = self.clock() - timedelta(seconds=self.settings.delivery.retention)
         try:
             async with self.engine.begin() as conn:
                 purged = await outbox.purge_delivered(conn, cutoff)
@@ -170,12 +214,14 @@ class Bridge:
         error = self.poller.last_error if self.poller else None
         if last is None:
             return False, {"reason": "no successful poll yet", "poll_error": error}
-        age = (datetime.now(UTC) - last).total_seconds()
+        age = (self.clock() - last).total_seconds()
         detail: dict[str, Any] = {
             "last_poll_success": last.isoformat(),
             "last_poll_age_seconds": round(age, 3),
             "role": "leader" if self.leadership.is_leader else "follower",
         }
+        if self.schedule is not None and self.schedule.last_error:
+            detail["schedule_error"] = self.schedule.last_error
         if age > 3 * self.settings.poll.interval:
             return False, {**detail, "reason": "no successful poll within 3 poll intervals", "poll_error": error}
         return True, detail

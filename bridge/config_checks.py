@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bridge.routing import pattern_problem
-from bridge.settings import Settings, SlackTarget
+from bridge.settings import Settings, SlackTarget, item_where
 
 
 def disabled_targets(settings: Settings) -> list[str]:
@@ -16,10 +16,9 @@ def disabled_targets(settings: Settings) -> list[str]:
 def problems(settings: Settings, *, allow_disabled: bool = False) -> list[str]:
     """Every cross-reference problem, one line each, naming the key."""
     found: list[str] = []
-    defined = sorted(settings.targets)
     seen_names: set[str] = set()
     for index, route in enumerate(settings.routes):
-        where = f"routes[{index}]"
+        where = item_where("routes", index, route.name)
         if route.name in seen_names:
             found.append(f"{where}.name: {route.name!r} is used by an earlier route; route names must be unique")
         seen_names.add(route.name)
@@ -27,10 +26,14 @@ def problems(settings: Settings, *, allow_disabled: bool = False) -> list[str]:
             problem = pattern_problem(pattern)
             if problem:
                 found.append(f"{where}.events[{position}]: {problem}")
-        for position, target_name in enumerate(route.to):
-            if target_name not in settings.targets:
-                known = ", ".join(defined) or "none are defined"
-                found.append(f"{where}.to[{position}]: unknown target {target_name!r}; defined targets: {known}")
+        found += _unknown_targets(settings, where, route.to)
+    seen_names.clear()
+    for index, digest in enumerate(settings.digests):
+        where = item_where("digests", index, digest.name)
+        if digest.name in seen_names:
+            found.append(f"{where}.name: {digest.name!r} is used by an earlier digest; digest names must be unique")
+        seen_names.add(digest.name)
+        found += _unknown_targets(settings, where, digest.to)
     if not allow_disabled:
         found += [
             f"targets.{name}: a slack target needs SLACK_BOT_TOKEN to be set" for name in disabled_targets(settings)
@@ -38,9 +41,19 @@ def problems(settings: Settings, *, allow_disabled: bool = False) -> list[str]:
     return found
 
 
+def _unknown_targets(settings: Settings, where: str, names: list[str]) -> list[str]:
+    known = ", ".join(sorted(settings.targets)) or "none are defined"
+    return [
+        f"{where}.to[{position}]: unknown target {name!r}; defined targets: {known}"
+        for position, name in enumerate(names)
+        if name not in settings.targets
+    ]
+
+
 def warnings(settings: Settings) -> list[str]:
     """Things that are allowed but probably not meant."""
     used = {target for route in settings.routes for target in route.to}
+    used |= {target for digest in settings.digests for target in digest.to}
     notes = [f"targets.{name}: no route sends to it" for name in settings.targets if name not in used]
     if not settings.routes:
         notes.append("routes: none are defined, so no event will be delivered anywhere")

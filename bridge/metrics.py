@@ -42,6 +42,17 @@ class Metrics:
             "oz_bridge_poll_consecutive_failures", "Failed polls since the last success.", registry=r
         )
         self.is_leader = Gauge("oz_bridge_is_leader", "1 while this replica polls.", registry=r)
+        self.schedule_ticks = Counter(
+            "oz_bridge_schedule_ticks",
+            "Runs of the scheduled job (reminders, stuck runs, budgets, digests) by result (ok, error).",
+            ["result"],
+            registry=r,
+        )
+        self.schedule_last_success = Gauge(
+            "oz_bridge_schedule_last_success_timestamp_seconds",
+            "Unix time of the scheduled job's last successful run.",
+            registry=r,
+        )
         self.slack_inbound = Counter(
             "oz_bridge_slack_inbound", "Inbound Slack requests by kind and result.", ["kind", "result"], registry=r
         )

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from fnmatch import fnmatchcase
 
-from bridge.events import KNOWN_EVENT_TYPES, Event, JSONDict
+from bridge.events import KNOWN_EVENT_TYPES, Event, JSONDict, run_cost_usd
 from bridge.settings import RouteSettings
 
 _PATTERN_CHARS = re.compile(r"^[a-z0-9_.*?\[\]!-]+$")
@@ -34,17 +34,17 @@ def pattern_problem(pattern: str) -> str | None:
 
 
 def _creator_values(event: Event) -> list[str]:
-    creator = event.run.get("creator") or {}
+    creator = event.fields.get("creator") or {}
     return [str(creator[k]) for k in ("uid", "email", "display_name") if creator.get(k)]
 
 
 def _config(event: Event) -> JSONDict:
-    config = event.run.get("agent_config")
+    config = event.fields.get("agent_config")
     return config if isinstance(config, dict) else {}
 
 
 def _skill_values(event: Event) -> list[str]:
-    skill = event.run.get("agent_skill") or {}
+    skill = event.fields.get("agent_skill") or {}
     values = [_config(event).get("skill_spec")]
     values += [skill.get(k) for k in ("name", "full_path", "bundled_skill_id")]
     return [str(v) for v in values if v]
@@ -56,8 +56,8 @@ def _one(value: object) -> list[str]:
 
 # Each matcher field of a route and how to read the values it compares from an event.
 _MATCHERS: dict[str, Callable[[Event], list[str]]] = {
-    "sources": lambda e: _one(e.run.get("source")),
-    "states": lambda e: _one(e.run.get("state")),
+    "sources": lambda e: _one(e.fields.get("source")),
+    "states": lambda e: _one(e.fields.get("state")),
     "creators": _creator_values,
     "names": lambda e: _one(_config(e).get("name")),
     "environments": lambda e: _one(_config(e).get("environment_id")),
@@ -71,14 +71,42 @@ def _any_matches(patterns: Iterable[str], values: list[str]) -> bool:
     return any(fnmatchcase(v, p.lower()) for p in patterns for v in lowered)
 
 
-def route_matches(route: RouteSettings, event: Event) -> bool:
+def _metadata_mismatch(wanted: dict[str, str], event: Event) -> str | None:
+    metadata = event.fields.get("metadata")
+    metadata = metadata if isinstance(metadata, dict) else {}
+    for key, pattern in wanted.items():
+        # Keys are case-sensitive, as the API's; values compare like every other matcher.
+        if key not in metadata:
+            return f"metadata.{key}: the run has no such key"
+        if not _any_matches([pattern], [str(metadata[key])]):
+            return f"metadata.{key}: {str(metadata[key])!r} does not match {pattern!r}"
+    return None
+
+
+def mismatch(route: RouteSettings, event: Event) -> str | None:
+    """Why ``route`` does not take ``event`` (the first reason found), or ``None`` when it does."""
     if not any(fnmatchcase(event.type, pattern) for pattern in route.events):
-        return False
+        return f"{event.type} is not one of its events ({', '.join(route.events)})"
     for field, read in _MATCHERS.items():
         patterns = getattr(route, field)
-        if patterns is not None and not _any_matches(patterns, read(event)):
-            return False
-    return True
+        if patterns is not None:
+            values = read(event)
+            if not _any_matches(patterns, values):
+                shown = ", ".join(values) or "nothing"
+                return f"{field}: the run has {shown}, which matches none of {', '.join(patterns)}"
+    if route.metadata:
+        problem = _metadata_mismatch(route.metadata, event)
+        if problem:
+            return problem
+    if route.min_cost_usd is not None:
+        cost = run_cost_usd(event.fields)
+        if cost < route.min_cost_usd:
+            return f"min_cost_usd: the run has cost ${cost:,.2f}, less than ${route.min_cost_usd:,.2f}"
+    return None
+
+
+def route_matches(route: RouteSettings, event: Event) -> bool:
+    return mismatch(route, event) is None
 
 
 def matching_routes(event: Event, routes: Sequence[RouteSettings]) -> list[RouteSettings]:

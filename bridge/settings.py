@@ -22,10 +22,13 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 from standardwebhooks import Webhook
+
+from bridge.cron import CronSchedule, zone
 
 DEFAULT_CONFIG_PATH = "config/bridge.yaml"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -53,6 +56,7 @@ def parse_duration(value: object) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+OptionalDuration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]  # 0 = off
 
 
 def parse_start(value: str, now: datetime) -> datetime:
@@ -155,6 +159,53 @@ class RouteSettings(_Section):
     environments: list[str] | None = None
     skills: list[str] | None = None
     artifact_types: list[str] | None = None
+    metadata: dict[str, str] | None = None
+    min_cost_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_keys_are_the_apis(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for key, pattern in (value or {}).items():
+            if not _METADATA_KEY.match(key):
+                raise ValueError(f"{key!r} is not a run metadata key (1-64 characters of a-z A-Z 0-9 . _ -)")
+            if pattern.count("[") != pattern.count("]"):
+                raise ValueError(f"{key}: {pattern!r} has an unbalanced [ ]")
+        return value
+
+
+_METADATA_KEY = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class RemindersSettings(_Section):
+    blocked_every: OptionalDuration = 0.0
+    stuck_after: OptionalDuration = 0.0
+
+
+class BudgetsSettings(_Section):
+    run_usd: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+
+
+class DigestSettings(_Section):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    cron: str
+    timezone: str = "UTC"
+    window: Duration = 24 * 3600.0
+    to: list[str] = Field(min_length=1)
+
+    @field_validator("cron")
+    @classmethod
+    def _cron_is_readable(cls, value: str) -> str:
+        CronSchedule.parse(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone_is_known(cls, value: str) -> str:
+        zone(value)
+        return value
+
+    def schedule(self) -> CronSchedule:
+        return CronSchedule.parse(self.cron, self.timezone)
 
 
 class SlackSettings(_Section):
@@ -205,6 +256,17 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     targets: dict[str, Target] = Field(default_factory=dict)
     routes: list[RouteSettings] = Field(default_factory=list)
+    reminders: RemindersSettings = Field(default_factory=RemindersSettings)
+    budgets: BudgetsSettings = Field(default_factory=BudgetsSettings)
+    digests: list[DigestSettings] = Field(default_factory=list)
+
+    @field_validator("routes", "digests", mode="before")
+    @classmethod
+    def _remember_names(cls, value: Any, info: ValidationInfo) -> Any:
+        # Problems about a route or digest name it, so they are found without counting.
+        if isinstance(value, list):
+            _yaml.labels[str(info.field_name)] = [_name_of(item) for item in value]
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -252,6 +314,7 @@ class _YamlRead:
 
     path: Path | None = None
     problems: list[tuple[str, str]] = []
+    labels: dict[str, list[str | None]] = {}  # section → the names of its items, by index
 
 
 _yaml = _YamlRead()
@@ -299,6 +362,10 @@ def read_yaml(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(loaded, dict):
         raise ConfigError([f"{path}: the top level must be a mapping of sections (poll, targets, routes, …)"])
+    for section in LABELLED_SECTIONS:
+        items = loaded.get(section)
+        if isinstance(items, list):
+            _yaml.labels[section] = [_name_of(item) for item in items]
     try:
         expanded = _expand(loaded, (), _yaml.problems)
     except RecursionError:
@@ -332,11 +399,26 @@ def _expand(value: Any, path: tuple[str, ...], problems: list[tuple[str, str]]) 
     return _VAR.sub(replace, value)
 
 
+LABELLED_SECTIONS = ("routes", "digests")
+
+
+def _name_of(item: object) -> str | None:
+    name = item.get("name") if isinstance(item, dict) else None
+    return name[:64] if isinstance(name, str) and name else None
+
+
+def item_where(section: str, index: int, name: str | None) -> str:
+    """How a problem names an item of a list section: ``routes[2] (page-oncall)``."""
+    return f"{section}[{index}]" + (f" ({name})" if name else "")
+
+
 def _dotted(path: tuple[str | int, ...]) -> str:
     text = ""
-    for part in path:
+    for depth, part in enumerate(path):
         if isinstance(part, int) or (isinstance(part, str) and part.isdigit()):
-            text += f"[{part}]"
+            names = _yaml.labels.get(str(path[0])) if depth == 1 else None
+            name = names[int(part)] if names and int(part) < len(names) else None
+            text += item_where("", int(part), name)
         else:
             text += f".{part}" if text else str(part)
     return text or "(top level)"
@@ -365,7 +447,7 @@ def load_settings(
         if explicit:
             raise ConfigError([f"{path}: config file not found"])
         path = None
-    _yaml.path, _yaml.problems = path, []
+    _yaml.path, _yaml.problems, _yaml.labels = path, [], {}
     settings: Settings | None = None
     try:
         settings = Settings(**overrides)

@@ -32,7 +32,7 @@ def oz_bridge(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subpr
         (
             "targets:\n  a: {type: console}\nroutes:\n  - {name: r, events: ['*'], to: [b]}\n",
             {},
-            "routes[0].to[0]: unknown target 'b'",
+            "routes[0] (r).to[0]: unknown target 'b'",
         ),
         (
             "targets:\n  h: {type: webhook, url: '${HOOK_URL}'}\n",

@@ -77,7 +77,7 @@ def test_env_vars_in_yaml_are_expanded(tmp_path: Path, monkeypatch: pytest.Monke
         ("targets:\n  t: {type: email}\n", "targets.t: Input tag 'email'"),
         ("targets:\n  t: {type: slack, chanel: C1}\n", "targets.t.chanel: unknown key"),
         ("pol: {}", "pol: unknown key"),
-        ("routes:\n  - {name: r, events: [], to: [t]}\n", "routes[0].events: List should have at least 1 item"),
+        ("routes:\n  - {name: r, events: [], to: [t]}\n", "routes[0] (r).events: List should have at least 1 item"),
         ("log_level: loud", "log_level: Input should be 'debug', 'info', 'warning' or 'error'"),
         ("poll: [1, 2", "bridge.yaml: line"),
         ("- just a list", "the top level must be a mapping"),
@@ -100,9 +100,9 @@ def test_cross_references_are_checked(tmp_path: Path) -> None:
         )
     found = caught.value.problems
     assert "targets.w.url: environment variable UNSET_HOOK is not set (used as ${UNSET_HOOK})" in found
-    assert any("routes[0].events[0]: 'run.faild' is not an event type" in p for p in found)
-    assert any("routes[0].to[1]: unknown target 'b'; defined targets: a" in p for p in found)
-    assert any("routes[1].name: 'r' is used by an earlier route" in p for p in found)
+    assert any("routes[0] (r).events[0]: 'run.faild' is not an event type" in p for p in found)
+    assert any("routes[0] (r).to[1]: unknown target 'b'; defined targets: a" in p for p in found)
+    assert any("routes[1] (r).name: 'r' is used by an earlier route" in p for p in found)
     assert any("targets.a: a slack target needs SLACK_BOT_TOKEN" in p for p in found)
 
 
@@ -152,7 +152,7 @@ def test_a_missing_variable_is_reported_once_not_again_for_its_stand_in(tmp_path
     with pytest.raises(ConfigError) as caught:
         load_settings(write(tmp_path, text))
     assert caught.value.problems == [
-        "routes[0].to[0]: environment variable NOPE_TARGET is not set (used as ${NOPE_TARGET})"
+        "routes[0] (r).to[0]: environment variable NOPE_TARGET is not set (used as ${NOPE_TARGET})"
     ]
 
 

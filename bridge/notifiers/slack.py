@@ -38,9 +38,11 @@ from bridge.metrics import Metrics
 from bridge.notifiers.base import Outcome
 from bridge.notifiers.slack_messages import (
     ROOT_EVENT_TYPE,
+    digest_message,
     is_broadcast,
     root_message,
     root_metadata,
+    root_tells,
     thread_reply,
 )
 from bridge.notifiers.webhook import parse_retry_after
@@ -196,6 +198,8 @@ class SlackNotifier:
         """The client is shared; ``SlackContext.close`` releases it."""
 
     async def _send(self, event: Event) -> Outcome:
+        if event.digest is not None:
+            return await self._post_digest(event.digest)
         row = await self._load(event.run_id)
         if row is not None and row.thread is not None:
             return await self._continue_thread(event, row, row.thread)
@@ -236,7 +240,7 @@ class SlackNotifier:
         return await self._post_root(event)
 
     async def _post_root(self, event: Event) -> Outcome:
-        text, blocks = root_message(event.run)
+        text, blocks = root_message(event.fields)
         response = await self._client.chat_postMessage(
             channel=self._channel,
             text=text,
@@ -246,7 +250,9 @@ class SlackNotifier:
             unfurl_media=False,
         )
         channel_id, ts = str(response["channel"]), str(response["ts"])
-        await self._record_root(event.run_id, channel_id, ts, shown_updated_at=_updated_at(event.run))
+        await self._record_root(event.run_id, channel_id, ts, shown_updated_at=_updated_at(event.fields))
+        if not root_tells(event):
+            return await self._send(event)  # the root shows the run; the reply says why it was posted
         return Outcome.done(f"root posted ({channel_id} {ts})")
 
     async def _record_root(self, run_id: str, channel_id: str, ts: str, *, shown_updated_at: datetime | None) -> None:
@@ -290,7 +296,7 @@ class SlackNotifier:
     # ---- later events ------------------------------------------------------------------------------
 
     async def _continue_thread(self, event: Event, row: ThreadRow, thread: SlackThread) -> Outcome:
-        updated_at = _updated_at(event.run)
+        updated_at = _updated_at(event.fields)
         # A late or replayed event must not roll the root back to an older state.
         if row.shown_updated_at is None or updated_at is None or updated_at > row.shown_updated_at:
             if not await self._update_root(event, thread):
@@ -299,7 +305,7 @@ class SlackNotifier:
                 await self._context.transaction(
                     lambda conn: slack_threads.record_shown(conn, event.run_id, self._channel, updated_at)
                 )
-        if row.root_event_id == event.id:
+        if row.root_event_id == event.id and root_tells(event):
             return Outcome.done("root already tells this event")
         text, blocks = thread_reply(event)
         await self._client.chat_postMessage(
@@ -313,9 +319,17 @@ class SlackNotifier:
         )
         return Outcome.done(f"thread reply ({thread.channel_id} {thread.ts})")
 
+    async def _post_digest(self, digest: JSONDict) -> Outcome:
+        """A digest is one message in the channel: no root, no thread."""
+        text, blocks = digest_message(digest)
+        response = await self._client.chat_postMessage(
+            channel=self._channel, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False
+        )
+        return Outcome.done(f"digest posted ({response['channel']} {response['ts']})")
+
     async def _update_root(self, event: Event, thread: SlackThread) -> bool:
         """Show the run's current state in the root; ``False`` when the root was deleted."""
-        text, blocks = root_message(event.run)
+        text, blocks = root_message(event.fields)
         try:
             await self._client.chat_update(
                 channel=thread.channel_id, ts=thread.ts, text=text, blocks=blocks, metadata=root_metadata(event.run_id)

@@ -26,7 +26,19 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.metadata import Metadata
 
-from bridge.events import CANCELLABLE_STATES, TERMINAL_STATES, Event, JSONDict
+from bridge.digest import local_window
+from bridge.events import (
+    CANCELLABLE_STATES,
+    RUN_COST_EXCEEDED,
+    RUN_STILL_BLOCKED,
+    RUN_STUCK,
+    TERMINAL_STATES,
+    TIME_EVENT_TYPES,
+    Event,
+    JSONDict,
+    cost_figures,
+)
+from bridge.schedule import quiet_for, span_text
 
 CANCEL_ACTION_ID = "oz_cancel_run"
 GET_FILES_ACTION_ID = "oz_get_files"
@@ -60,6 +72,8 @@ _ARTIFACT_LOOKS: dict[str, tuple[str, str]] = {
 _UNSAFE = re.compile(r"[\ud800-\udfff]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
 _CHANGE_REQUEST = re.compile(r"/([^/]+)/([^/]+?)(?:/-)?/(?:pull|merge_requests)/(\d+)")
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+ANSWER_HINT = "Reply in this thread to answer the agent; start with `/plan ` or `/orchestrate ` to switch mode."
 
 
 # ---- text ------------------------------------------------------------------------------------------
@@ -138,8 +152,7 @@ def format_duration(value: object) -> str | None:
 
 def format_cost(run: JSONDict) -> str | None:
     """The run's approximate cost in US dollars, the sum of request_usage's ``*_usd`` figures."""
-    usage = run.get("request_usage") or {}
-    figures = [v for k, v in usage.items() if k.endswith("_usd") and isinstance(v, int | float) and v is not True]
+    figures = cost_figures(run)
     if not figures:
         return None
     total = float(sum(figures))
@@ -284,19 +297,54 @@ def is_broadcast(event: Event) -> bool:
     return event.type in BROADCAST_EVENTS
 
 
+def root_tells(event: Event) -> bool:
+    """Whether a root posted for ``event`` already says it; an event from the clock also needs its reply."""
+    return event.type not in TIME_EVENT_TYPES
+
+
 def thread_reply(event: Event) -> tuple[str, list[Block]]:
-    """What changed, as one reply in the run's thread."""
-    lines = _artifact_lines(event) if event.is_artifact else _state_lines(event)
+    """What changed (or that time has passed), as one reply in the run's thread."""
+    if event.is_artifact:
+        lines = _artifact_lines(event)
+    elif event.type in TIME_EVENT_TYPES:
+        lines = _time_lines(event)
+    else:
+        lines = _state_lines(event)
     text = "\n".join(lines)
     blocks: list[Block] = [SectionBlock(text=_mrkdwn(text))]
-    if event.type == "run.blocked":
-        hint = "Reply in this thread to answer the agent; start with `/plan ` or `/orchestrate ` to switch mode."
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=hint)]))
+    if event.type in ("run.blocked", RUN_STILL_BLOCKED):
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=ANSWER_HINT)]))
     return truncate(text, TEXT_LIMIT, mrkdwn=True), blocks
 
 
+def creator_mention(run: JSONDict) -> str | None:
+    """``<@U…>`` for the run's creator when their Slack user is known (runs started from Slack carry it)."""
+    metadata = run.get("metadata")
+    user = metadata.get("slack_user") if isinstance(metadata, dict) else None
+    # Metadata is anyone's text: only a well-formed user id may become a mention.
+    return f"<@{user}>" if isinstance(user, str) and _SLACK_USER.match(user) else None
+
+
+def _time_lines(event: Event) -> list[str]:
+    run, quiet = event.fields, quiet_for(event)
+    span = f" ({'blocked' if event.type == RUN_STILL_BLOCKED else 'quiet'} {span_text(quiet)})" if quiet else ""
+    if event.type == RUN_STILL_BLOCKED:
+        lines = [f"✋ *Still waiting for input*{span}"]
+        problem = _problem(run)
+        lines += [problem] if problem else []
+        mention = creator_mention(run)
+        lines += [f"{mention} the agent is waiting for your answer."] if mention else []
+        return lines
+    if event.type == RUN_STUCK:
+        label = state_look(event.state)[1].lower()
+        return [f"⏰ *No update for {span_text(quiet or 0)}*: still {escape(label)}"]
+    if event.type == RUN_COST_EXCEEDED:
+        return [f"💸 *Over the cost budget*: {escape(format_cost(run) or '$0')} so far"]
+    return [f"⏱️ {escape(event.type)}"]
+
+
 def _state_lines(event: Event) -> list[str]:
-    run = event.run
+    run = event.fields
     if event.type == "run.created":
         return [f"🆕 *Run created* by {escape(_creator(run) or 'someone')}"]
     emoji, label = state_look(event.state)
@@ -332,7 +380,10 @@ def _artifact_lines(event: Event) -> list[str]:
 
 def preview_lines(event: Event) -> list[str]:
     """What Slack would get for ``event``, for ``oz-bridge routes test``."""
-    root_text, root_blocks = root_message(event.run)
+    if event.digest is not None:
+        text, blocks = digest_message(event.digest)
+        return ["one message in the channel (not a run's root, no thread):", f"  text: {text}", _blocks_json(blocks)]
+    root_text, root_blocks = root_message(event.fields)
     reply_text, reply_blocks = thread_reply(event)
     broadcast = " (also broadcast to the channel)" if is_broadcast(event) else ""
     return [
@@ -348,3 +399,50 @@ def preview_lines(event: Event) -> list[str]:
 def _blocks_json(blocks: list[Block]) -> str:
     payload: list[dict[str, Any]] = [block.to_dict() for block in blocks]
     return json.dumps({"blocks": payload}, indent=2, ensure_ascii=False)
+
+
+# ---- digests ---------------------------------------------------------------------------------------
+
+
+def digest_message(digest: JSONDict) -> tuple[str, list[Block]]:
+    """A digest as one channel message: headline, states, failures with links and reasons, agents."""
+    name = clean(digest.get("name"))
+    runs, cost = int(digest.get("runs") or 0), float(digest.get("cost_usd") or 0)
+    start, end = local_window(digest)
+    when = f"{start:%a %d %b %H:%M} → {end:%a %d %b %H:%M} {escape(clean(digest.get('timezone') or 'UTC'))}"
+    headline = f"*{runs} run{'s' if runs != 1 else ''}* · {when} · ~${cost:,.2f}"
+    blocks: list[Block] = [
+        HeaderBlock(text=PlainTextObject(text=truncate(f"📊 Digest: {name}", HEADER_LIMIT), emoji=True)),
+        SectionBlock(text=_mrkdwn(headline)),
+    ]
+    states = _digest_counts(digest.get("by_state"), lambda state: " ".join(state_look(state)))
+    if states:
+        blocks.append(SectionBlock(text=_mrkdwn(states)))
+    failures = _digest_failures(digest)
+    if failures:
+        blocks.append(SectionBlock(text=_mrkdwn("*Failed*\n" + "\n".join(failures))))
+    agents = _digest_counts(digest.get("by_agent"), lambda agent: agent)
+    if agents:
+        blocks.append(ContextBlock(elements=[_mrkdwn(f"By agent: {agents}", CONTEXT_ITEM_LIMIT * 10)]))
+    failed = int(digest.get("failed_total") or 0)
+    text = f"📊 Digest {escape(name)}: {runs} run(s), {failed} failed, ~${cost:,.2f}"
+    return truncate(text, TEXT_LIMIT, mrkdwn=True), blocks
+
+
+def _digest_counts(counts: object, label: Any) -> str:
+    if not isinstance(counts, dict):
+        return ""
+    return " · ".join(f"{escape(label(clean(key)))} {int(value)}" for key, value in counts.items())
+
+
+def _digest_failures(digest: JSONDict) -> list[str]:
+    lines = []
+    for failure in digest.get("failed") or []:
+        title = clean(failure.get("title")).strip() or f"Oz run {clean(failure.get('run_id'))[:8]}"
+        status = failure.get("status_message") or {}
+        reason = f": {escape(clean(status['message']))}" if isinstance(status, dict) and status.get("message") else ""
+        lines.append(f"• {link(failure.get('session_link'), title)}{reason}")
+    hidden = int(digest.get("failed_total") or 0) - len(lines)
+    if hidden > 0:
+        lines.append(f"… and {hidden} more")
+    return lines

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -58,6 +59,9 @@ runs = Table(
     Column("artifact_keys", JSON, nullable=False),
     Column("run", JSON, nullable=False),
     Column("seen_at", UTCDateTime(), nullable=False),
+    # The scheduled job finds changed runs by seen_at and digest windows by updated_at.
+    Index("ix_runs_seen_at", "seen_at"),
+    Index("ix_runs_updated_at", "updated_at"),
 )
 
 poll_state = Table(
@@ -146,4 +150,42 @@ leases = Table(
     Column("name", String(64), primary_key=True),
     Column("holder", String(128), nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False),
+)
+
+# What the scheduled job (bridge.schedule) has told about each run, and when it
+# needs its next look: one row per run it has noticed, found by due_at each tick.
+run_watches = Table(
+    "run_watches",
+    metadata,
+    Column("run_id", String(128), primary_key=True),
+    # The snapshot the job last noticed; a runs row with another updated_at has changed since.
+    Column("noticed_updated_at", UTCDateTime(), nullable=False),
+    # The snapshot the counters below refer to (null until first reviewed).
+    Column("reviewed_updated_at", UTCDateTime(), nullable=True),
+    Column("reminders_sent", Integer, nullable=False),
+    Column("stuck_told", Boolean, nullable=False),
+    Column("cost_told", Boolean, nullable=False),
+    Column("due_at", UTCDateTime(), nullable=True),
+    Index("ix_run_watches_due", "due_at"),
+)
+
+# The scheduled job's own cursor over runs.seen_at, and the settings it last armed watches for.
+schedule_state = Table(
+    "schedule_state",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("seen_cursor", UTCDateTime(), nullable=False),
+    Column("policy", String(200), nullable=False),
+)
+
+# One row per (digest, scheduled time) ever handled, written with its outbox rows:
+# the primary key is what makes a digest go out once across replicas and restarts.
+digest_sends = Table(
+    "digest_sends",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("scheduled_at", UTCDateTime(), primary_key=True),
+    # Null for the first time a digest is seen: earlier times count as handled, not missed.
+    Column("event_id", String(64), nullable=True),
+    Column("recorded_at", UTCDateTime(), nullable=False),
 )
