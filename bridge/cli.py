@@ -82,6 +82,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"  target {name}: {target.type} → {_redacted_url(str(where))}")
     for route in settings.routes:
         print(f"  route {route.name}: {', '.join(route.events)} → {', '.join(route.to)}")
+    reminders, budget = settings.reminders, settings.budgets.run_usd
+    print(
+        f"  reminders: blocked every {reminders.blocked_every:g}s, stuck after {reminders.stuck_after:g}s, "
+        f"budget ${budget:g} per run (0 = off)"
+    )
+    for digest in settings.digests:
+        when = f"{digest.cron} ({digest.timezone}), last {digest.window:g}s"
+        print(f"  digest {digest.name}: {when} → {', '.join(digest.to)}")
     for warning in config_checks.warnings(settings):
         print(f"  warning: {warning}")
     return 0

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from fnmatch import fnmatchcase
+
+from bridge.events import RUN_COST_EXCEEDED, RUN_STILL_BLOCKED, RUN_STUCK
 from bridge.routing import pattern_problem
 from bridge.settings import Settings, SlackTarget, item_where
 
@@ -66,4 +69,19 @@ def warnings(settings: Settings) -> list[str]:
                 notes.append(f"slack: {key} is set but SLACK_BOT_TOKEN is not, so inbound Slack stays off")
     if settings.poll.lookback < settings.poll.interval:
         notes.append("poll.lookback: shorter than poll.interval; late-visible updates may be missed")
-    return notes
+    return notes + _unrouted_time_events(settings)
+
+
+def _unrouted_time_events(settings: Settings) -> list[str]:
+    """A reminder or budget that is switched on but that no route takes is probably a forgotten route."""
+    switched_on = (
+        ("reminders.blocked_every", settings.reminders.blocked_every, RUN_STILL_BLOCKED),
+        ("reminders.stuck_after", settings.reminders.stuck_after, RUN_STUCK),
+        ("budgets.run_usd", settings.budgets.run_usd, RUN_COST_EXCEEDED),
+    )
+    patterns = [pattern for route in settings.routes for pattern in route.events]
+    return [
+        f"{key}: set, but no route's events match {kind}, so it is told nowhere"
+        for key, value, kind in switched_on
+        if value and not any(fnmatchcase(kind, pattern) for pattern in patterns)
+    ]

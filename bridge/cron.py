@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
@@ -110,10 +110,10 @@ class CronSchedule:
         return cls(triggers)
 
     def next_after(self, moment: datetime) -> datetime | None:
-        """The first fire time strictly after ``moment``."""
+        """The first fire time strictly after ``moment``, in UTC."""
         after = moment + timedelta(microseconds=1)
         times = [t.get_next_fire_time(None, after) for t in self.triggers]
-        found = [time for time in times if time is not None]
+        found = [time.astimezone(UTC) for time in times if time is not None]
         return min(found) if found else None
 
     def latest(self, at_or_before: datetime, after: datetime | None = None) -> datetime | None:

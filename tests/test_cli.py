@@ -82,11 +82,59 @@ def test_routes_test_prints_routes_targets_and_body_and_sends_nothing(tmp_path: 
         "routes", "test", "--event", "run.failed", "--run", "run.json", "--config", "r.yaml", cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
-    assert "route failures → h" in result.stdout and "prs" not in result.stdout
+    assert "route failures → h" in result.stdout
+    assert "not taken:\n  route prs: run.failed is not one of its events (artifact.*)" in result.stdout
     body = result.stdout.split("would receive POST body:\n", 1)[1].rsplit("\n\n(nothing was sent)", 1)[0]
     assert json.loads(body)["run"] == run
     result = oz_bridge("routes", "test", "--event", "run.succeeded", "--config", "r.yaml", cwd=tmp_path)
     assert "no route matches" in result.stdout
+
+
+def test_routes_test_shows_what_metadata_and_cost_matchers_decide(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text(
+        "targets:\n  c: {type: console}\n"
+        "routes:\n  - {name: shop-team, events: ['run.*'], metadata: {team: shop}, to: [c]}\n"
+        "  - {name: expensive, events: ['run.*'], min_cost_usd: 10, to: [c]}\n"
+    )
+    run = make_run(state="BLOCKED", metadata={"team": "web"}, request_usage={"inference_cost_usd": 12.5})
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    result = oz_bridge(
+        "routes", "test", "--event", "run.still_blocked", "--run", "run.json", "--config", "r.yaml", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert "run.still_blocked matches 1 route(s):\n  route expensive → c" in result.stdout
+    assert "route shop-team: metadata.team: 'web' does not match 'shop'" in result.stdout
+    assert "'Title of run-1' (run run-1) BLOCKED, still waiting for input after " in result.stdout
+
+
+def test_routes_test_for_digests_shows_each_digest_and_its_targets(tmp_path: Path) -> None:
+    (tmp_path / "d.yaml").write_text(
+        "targets:\n  c: {type: console}\n"
+        "digests:\n  - {name: morning, cron: '0 9 * * 1-5', timezone: Europe/Paris, to: [c]}\n"
+    )
+    result = oz_bridge("routes", "test", "--event", "digest", "--config", "d.yaml", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "digest morning (0 9 * * 1-5, Europe/Paris), next at " in result.stdout
+    assert "  by state: FAILED 1, SUCCEEDED 2" in result.stdout
+
+
+def test_check_config_names_the_route_in_every_problem_about_it(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text(
+        "targets:\n  c: {type: console}\n"
+        "routes:\n  - {name: all, events: ['*'], to: [c]}\n  - {name: ok, events: ['*'], to: [c]}\n"
+        "  - {name: page-oncall, events: [run.faild], to: [pager]}\n"
+    )
+    result = oz_bridge("check-config", "--config", "bad.yaml", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "routes[2] (page-oncall).events[0]: 'run.faild' is not an event type" in result.stderr
+    assert "routes[2] (page-oncall).to[0]: unknown target 'pager'; defined targets: c" in result.stderr
+    (tmp_path / "bad.yaml").write_text(
+        "routes:\n  - {name: page-oncall, events: [], to: [c]}\n"
+        "digests:\n  - {name: am, cron: '0 9 * * 1-5', timezone: Mars/Base, to: [c]}\n"
+    )
+    result = oz_bridge("check-config", "--config", "bad.yaml", cwd=tmp_path)
+    assert "routes[0] (page-oncall).events: List should have at least 1 item" in result.stderr
+    assert "digests[0] (am).timezone: 'Mars/Base' is not an IANA time zone name" in result.stderr
 
 
 async def test_dlq_list_and_retry_and_db_upgrade(tmp_path: Path) -> None:

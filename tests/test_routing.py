@@ -8,7 +8,7 @@ import pytest
 
 from bridge.diff import diff_run
 from bridge.events import Event
-from bridge.routing import pattern_problem, route_matches, targets_for
+from bridge.routing import mismatch, pattern_problem, route_matches, targets_for
 from bridge.settings import RouteSettings
 from tests.conftest import make_run, pr_artifact
 from tests.test_diff import NOW, START
@@ -82,3 +82,50 @@ def test_valid_patterns(pattern: str) -> None:
 def test_invalid_patterns_are_explained(pattern: str, says: str) -> None:
     problem = pattern_problem(pattern)
     assert problem is not None and says in problem
+
+
+def test_time_events_route_like_any_event() -> None:
+    still_blocked = Event("e", "run.still_blocked", "run-1", NOW, make_run(state="BLOCKED"))
+    assert route_matches(route(events=["run.*"], states=["blocked"]), still_blocked)
+    assert route_matches(route(events=["run.still_blocked"]), still_blocked)
+    assert not route_matches(route(events=["run.blocked"]), still_blocked)
+
+
+@pytest.mark.parametrize(
+    ("wanted", "matches"),
+    [
+        ({"team": "shop"}, True),
+        ({"team": "SH*"}, True),  # values compare like every other matcher: case-insensitive globs
+        ({"team": "shop", "ticket_id": "SHOP-*"}, True),
+        ({"team": "shop", "ticket_id": "WEB-*"}, False),  # all must match
+        ({"Team": "shop"}, False),  # keys are case-sensitive, as the API's
+        ({"owner": "*"}, False),  # a key the run does not have never matches
+    ],
+)
+def test_metadata_matcher_needs_every_key_to_match(wanted: dict[str, str], matches: bool) -> None:
+    event = event_of(metadata={"team": "shop", "ticket_id": "SHOP-12"})
+    assert route_matches(route(metadata=wanted), event) is matches
+
+
+def test_a_run_without_metadata_matches_no_metadata_route() -> None:
+    assert not route_matches(route(metadata={"team": "*"}), event_of())
+    assert mismatch(route(metadata={"team": "*"}), event_of()) == "metadata.team: the run has no such key"
+
+
+@pytest.mark.parametrize(("minimum", "matches"), [(0, True), (4.5, True), (4.51, False)])
+def test_min_cost_usd_compares_the_sum_of_the_usd_costs(minimum: float, matches: bool) -> None:
+    event = event_of(request_usage={"inference_cost_usd": 4.0, "compute_cost_usd": 0.5, "inference_cost": 700})
+    assert route_matches(route(min_cost_usd=minimum), event) is matches
+    assert route_matches(route(min_cost_usd=0.01), event_of()) is False  # no usage reported: $0
+
+
+def test_mismatch_says_why_a_route_does_not_take_an_event() -> None:
+    event = event_of("FAILED", source="API", metadata={"team": "shop"})
+    assert mismatch(route(events=["run.succeeded", "artifact.*"]), event) == (
+        "run.failed is not one of its events (run.succeeded, artifact.*)"
+    )
+    assert mismatch(route(sources=["SLACK"]), event) == "sources: the run has API, which matches none of SLACK"
+    assert mismatch(route(names=["nightly-*"]), event) == "names: the run has nothing, which matches none of nightly-*"
+    assert mismatch(route(metadata={"team": "web"}), event) == "metadata.team: 'shop' does not match 'web'"
+    assert mismatch(route(min_cost_usd=2), event) == "min_cost_usd: the run has cost $0.00, less than $2.00"
+    assert mismatch(route(metadata={"team": "shop"}), event) is None

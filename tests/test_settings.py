@@ -163,3 +163,102 @@ def test_slack_api_url_always_ends_with_a_slash_and_log_format_ignores_case(
     monkeypatch.setenv("OZ_BRIDGE_LOG_FORMAT", "JSON")
     settings = load_settings(write(tmp_path, ""))
     assert (settings.slack.api_url, settings.log_format) == ("http://127.0.0.1:9/api/", "json")
+
+
+def test_reminders_budgets_and_digests_default_to_off(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, ""))
+    assert (settings.reminders.blocked_every, settings.reminders.stuck_after, settings.budgets.run_usd) == (0, 0, 0)
+    assert settings.digests == []
+
+
+def test_reminder_durations_and_digests_are_read(tmp_path: Path) -> None:
+    text = (
+        "reminders: {blocked_every: 30m, stuck_after: 2h}\nbudgets: {run_usd: 2.5}\n"
+        "targets:\n  c: {type: console}\n"
+        "digests:\n  - {name: weekday-morning, cron: '0 9 * * 1-5', timezone: Europe/Paris, window: 24h, to: [c]}\n"
+    )
+    settings = load_settings(write(tmp_path, text))
+    assert (settings.reminders.blocked_every, settings.reminders.stuck_after, settings.budgets.run_usd) == (
+        1800,
+        7200,
+        2.5,
+    )
+    [digest] = settings.digests
+    assert (digest.name, digest.timezone, digest.window, digest.to) == ("weekday-morning", "Europe/Paris", 86400, ["c"])
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "expected"),
+    [
+        ("reminders: {blocked_every: often}", "reminders.blocked_every: 'often' is not a duration"),
+        ("reminders: {stuck_after: -5}", "reminders.stuck_after: Input should be greater than or equal to 0"),
+        ("reminders: {blocked_evry: 5m}", "reminders.blocked_evry: unknown key"),
+        ("budgets: {run_usd: -1}", "budgets.run_usd: Input should be greater than or equal to 0"),
+        ("budgets: {run_usd: .inf}", "budgets.run_usd: Input should be a finite number"),
+        (
+            "digests:\n  - {name: am, cron: '0 9 * *', to: [c]}\n",
+            "digests[0] (am).cron: '0 9 * *' is not a five-field cron expression",
+        ),
+        (
+            "digests:\n  - {name: am, cron: '0 25 * * *', to: [c]}\n",
+            "digests[0] (am).cron: '0 25 * * *' is not a valid cron expression",
+        ),
+        (
+            "digests:\n  - {name: am, cron: '0 9 * * *', timezone: Europe/Pariss, to: [c]}\n",
+            "digests[0] (am).timezone: 'Europe/Pariss' is not an IANA time zone name",
+        ),
+        ("digests:\n  - {name: am, cron: '0 9 * * *', window: 0, to: [c]}\n", "digests[0] (am).window: Input should"),
+        ("digests:\n  - {name: 'a b', cron: '0 9 * * *', to: [c]}\n", "digests[0] (a b).name: String should match"),
+        ("digests:\n  - {cron: '0 9 * * *', to: [c]}\n", "digests[0].name: required key is missing"),
+        (
+            "routes:\n  - {name: r, events: ['*'], to: [t], metadata: {'Team Name': x}}\n",
+            "routes[0] (r).metadata: 'Team Name' is not a run metadata key",
+        ),
+        (
+            "routes:\n  - {name: r, events: ['*'], to: [t], metadata: {team: '[web'}}\n",
+            "routes[0] (r).metadata: team: '[web' has an unbalanced [ ]",
+        ),
+        (
+            "routes:\n  - {name: page-oncall, events: ['*'], to: [t], min_cost_usd: -2}\n",
+            "routes[0] (page-oncall).min_cost_usd: Input should be greater than or equal to 0",
+        ),
+    ],
+)
+def test_new_keys_are_validated_and_name_their_route_or_digest(tmp_path: Path, yaml_text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, yaml_text), check=False)
+    assert any(expected in problem for problem in caught.value.problems), caught.value.problems
+
+
+def test_digest_targets_and_names_are_cross_checked(tmp_path: Path) -> None:
+    text = (
+        "targets:\n  c: {type: console}\nroutes:\n  - {name: all, events: ['*'], to: [c]}\n"
+        "  - {name: page-oncall, events: ['run.failed'], to: [pager]}\n"
+        "digests:\n  - {name: am, cron: '0 9 * * *', to: [c, slackk]}\n  - {name: am, cron: '@daily', to: [c]}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text))
+    assert caught.value.problems == [
+        "routes[1] (page-oncall).to[0]: unknown target 'pager'; defined targets: c",
+        "digests[0] (am).to[1]: unknown target 'slackk'; defined targets: c",
+        "digests[1] (am).name: 'am' is used by an earlier digest; digest names must be unique",
+    ]
+
+
+def test_route_names_come_from_the_environment_when_routes_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OZ_BRIDGE_ROUTES", '[{"name": "from-env", "events": [], "to": ["c"]}]')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, "routes:\n  - {name: from-yaml, events: ['*'], to: [c]}\n"), check=False)
+    assert any(p.startswith("routes[0] (from-env).events:") for p in caught.value.problems), caught.value.problems
+
+
+def test_a_time_event_switched_on_but_routed_nowhere_is_a_warning(tmp_path: Path) -> None:
+    from bridge.config_checks import warnings
+
+    text = (
+        "reminders: {blocked_every: 30m, stuck_after: 2h}\n"
+        "targets:\n  c: {type: console}\nroutes:\n  - {name: r, events: [run.failed, 'run.stu*'], to: [c]}\n"
+    )
+    notes = warnings(load_settings(write(tmp_path, text)))
+    assert "reminders.blocked_every: set, but no route's events match run.still_blocked, so it is told nowhere" in notes
+    assert not any(note.startswith("reminders.stuck_after") for note in notes)
