@@ -71,6 +71,7 @@ class Bridge:
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
         self._poll_lock = asyncio.Lock()
+        self._schedule_lock = asyncio.Lock()
         single_replica = sqlite_path(settings.database_url) is not None
         self.leadership = Leadership(
             self.engine, ttl=3 * settings.poll.interval, shared=not single_replica, clock=clock
@@ -186,10 +187,10 @@ class Bridge:
                 self.scheduler.modify_job(POLL_JOB, next_run_time=datetime.now(UTC) + timedelta(seconds=backoff))
 
     async def _schedule_job(self) -> None:
-        """Reminders, stuck runs, budgets and digests: on the replica that polls, one at a time with polls."""
+        """Reminders, stuck runs, budgets and digests: on the replica that polls."""
         if self.schedule is None or not self.leadership.is_leader:
             return
-        async with self._poll_lock:
+        async with self._schedule_lock:
             await self.schedule.tick()
 
     async def _housekeeping_job(self) -> None:
@@ -243,6 +244,9 @@ class Bridge:
     async def stop(self) -> None:
         """Stop polling, finish in-flight deliveries within the grace period, close."""
         if self.scheduler.running:
+            self.scheduler.pause()  # no new ticks; a scheduled tick in flight commits or rolls back first
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._schedule_lock.acquire(), timeout=self.settings.delivery.shutdown_grace)
             self.scheduler.shutdown(wait=False)
         try:
             # A poll in flight commits its page or rolls back; either way nothing is lost.

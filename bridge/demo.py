@@ -12,19 +12,23 @@ import os
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bridge.app import Bridge
 from bridge.logs import configure
 from bridge.settings import Settings
-from bridge.sim import DEMO_SCENARIO, Simulator, play, running_simulator
+from bridge.sim import DEMO_SCENARIO, SimClock, Simulator, play, running_simulator
+from bridge.sim.scenario import scenario_duration
 
 DEMO_KEY = "demo-key"
 SETTLE_TIMEOUT = 30.0
+DIGEST_AT = "09:00"  # the demo's daily digest, on a clock that reaches it just after the scenario
+DIGEST_LEAD = 1.0  # seconds between the scenario's last change and the digest's time
 
 
-def demo_settings(workdir: Path, oz_url: str) -> Settings:
+def demo_settings(workdir: Path, oz_url: str, speed: float = 1.0) -> Settings:
+    hour, minute = DIGEST_AT.split(":")
     return Settings(
         database_url=f"sqlite:///{workdir / 'bridge.db'}",
         host="127.0.0.1",
@@ -34,14 +38,28 @@ def demo_settings(workdir: Path, oz_url: str) -> Settings:
         delivery={"check_interval": 0.05},
         targets={"console": {"type": "console"}},
         routes=[{"name": "everything", "events": ["*"], "to": ["console"]}],
+        # Short enough that the scenario's blocked run is reminded while it waits.
+        reminders={"blocked_every": 0.5 / speed},
+        budgets={"run_usd": 1.0},
+        digests=[{"name": "daily", "cron": f"{int(minute)} {int(hour)} * * *", "window": "24h", "to": ["console"]}],
     )
 
 
+def demo_clock(speed: float) -> SimClock:
+    """A clock for the simulator and the bridge that strikes the digest's time just after the scenario ends."""
+    hour, minute = (int(part) for part in DIGEST_AT.split(":"))
+    digest_at = datetime.now(UTC).replace(hour=hour, minute=minute, second=0, microsecond=0)
+    clock = SimClock()
+    clock.set(digest_at - timedelta(seconds=scenario_duration(DEMO_SCENARIO, speed / 2) + DIGEST_LEAD))
+    return clock
+
+
 async def _settled(bridge: Bridge, scenario_end: datetime) -> bool:
-    """Every change the scenario made was polled and every event delivered."""
+    """Every change the scenario made was polled, the digest was made, and every event delivered."""
     poller = bridge.poller
     polled_after = poller is not None and poller.last_success is not None and poller.last_success > scenario_end
-    return polled_after and await bridge.pending_deliveries() == 0
+    digested = bridge.metrics.events.labels("digest")._value.get() > 0
+    return polled_after and digested and await bridge.pending_deliveries() == 0
 
 
 def _forget_the_environment() -> None:
@@ -57,20 +75,25 @@ async def run_demo(speed: float = 1.0) -> int:
     configure("console", "warning")
     out = sys.stdout
     with tempfile.TemporaryDirectory(prefix="oz-bridge-demo-") as tmp:
-        sim = Simulator(api_key=DEMO_KEY)
+        clock = demo_clock(speed)
+        sim = Simulator(api_key=DEMO_KEY, clock=clock)
         async with running_simulator(sim) as oz_url:
-            bridge = Bridge(demo_settings(Path(tmp), oz_url))
+            settings = demo_settings(Path(tmp), oz_url, speed)
+            bridge = Bridge(settings, clock=clock.now)
             await bridge.start()
             out.write(
                 f"oz-bridge demo: Oz API simulator at {oz_url}, database in {tmp}\n"
                 f"HTTP endpoints on http://127.0.0.1:{bridge.port} (/healthz, /readyz, /metrics)\n"
+                f"Reminders every {settings.reminders.blocked_every:g}s while a run is blocked, a budget of "
+                f"${settings.budgets.run_usd:g} per run, and a daily digest at {DIGEST_AT} UTC (the demo's clock "
+                "reaches it just after the scenario).\n"
                 "Every event the bridge detects is routed to a console target:\n\n"
             )
             started = time.monotonic()
             try:
                 # Half speed by default so each scripted change is seen on its own poll.
                 await play(sim, DEMO_SCENARIO, speed=speed / 2)
-                scenario_end = datetime.now(UTC)
+                scenario_end = clock.now()
                 deadline = time.monotonic() + SETTLE_TIMEOUT
                 while not await _settled(bridge, scenario_end):
                     if time.monotonic() > deadline:

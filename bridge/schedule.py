@@ -139,7 +139,10 @@ def quiet_for(event: Event) -> float | None:
 
 
 def span_text(seconds: float) -> str:
-    """``1h``, ``1h 30m``, ``2d 3h``, ``45s``: the largest unit and the next one, rounded down."""
+    """``1h``, ``1h 30m``, ``2d 3h``, ``45s``: the largest unit and the next one, rounded down
+    (tenths under ten seconds, for short intervals such as the demo's)."""
+    if 0 < seconds < 10:
+        return f"{math.floor(seconds * 10) / 10:g}s"
     whole = max(0, int(seconds))
     units = ((86400, "d"), (3600, "h"), (60, "m"), (1, "s"))
     index = next(i for i, (size, _) in enumerate(units) if whole >= size or size == 1)

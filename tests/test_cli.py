@@ -206,9 +206,14 @@ def test_demo_plays_the_scenario_and_exits_zero(tmp_path: Path) -> None:
         "run.blocked",
         "artifact.pull_request",
         "run.cancelled",
+        "run.still_blocked            'Migrate billing cron'",  # reminded while it waited for the follow-up
+        "run.cost_exceeded            'Plan search relevance overhaul'",
+        "digest                       'daily': 6 run(s),",
+        "  by state: CANCELLED 1, ERROR 1, FAILED 1, SUCCEEDED 3",
         "follow-up(s) reached the API",
     ):
         assert expected in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
 
 
 def test_run_that_cannot_listen_says_why_in_one_line(tmp_path: Path) -> None:

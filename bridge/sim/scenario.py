@@ -186,16 +186,26 @@ def describe(scenario: Scenario) -> list[tuple[str, str]]:
 
 _REPO = {"agent_config": {"name": "acme-widgets", "environment_id": "EnvAcmeWidgets00000001"}}
 
+
+def _usage(inference: float, compute: float) -> dict[str, Any]:
+    """RunItem.request_usage with its USD figures, so the demo's digest and budget have costs to add up."""
+    return {"request_usage": {"inference_cost_usd": inference, "compute_cost_usd": compute}}
+
+
 DEMO_SCENARIO: tuple[Step, ...] = (
     CreateRun(
-        key="fix", delay=0.0, title="Fix flaky checkout test", prompt="Fix the flaky checkout e2e test", fields=_REPO
+        key="fix",
+        delay=0.0,
+        title="Fix flaky checkout test",
+        prompt="Fix the flaky checkout e2e test",
+        fields=_REPO | _usage(0.42, 0.08),
     ),
     CreateRun(
         key="upgrade",
         delay=0.05,
         title="Upgrade payments SDK to v5",
         prompt="Upgrade the payments SDK to v5 and fix call sites",
-        fields=_REPO,
+        fields=_REPO | _usage(0.21, 0.05),
     ),
     CreateRun(
         key="migrate",
@@ -209,7 +219,7 @@ DEMO_SCENARIO: tuple[Step, ...] = (
         delay=0.05,
         title="Plan search relevance overhaul",
         prompt="Write a plan to improve search relevance",
-        fields=_REPO,
+        fields=_REPO | _usage(1.35, 0.15),
     ),
     CreateRun(
         key="refactor",
