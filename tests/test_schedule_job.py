@@ -163,6 +163,25 @@ async def test_a_run_that_moves_between_noticing_and_review_gets_nothing(
     assert await told(engine) == []
 
 
+async def test_a_run_the_poller_is_changing_right_now_is_left_for_the_next_tick(
+    engines: Callable[[], AsyncEngine], clock: Clock
+) -> None:
+    engine = engines()
+    clock_job = job(engines(), clock)
+    await poll(engine, clock, snapshot("BLOCKED", T0))
+    await clock_job.run_once()
+    clock.now += 45 * MINUTE  # reminder 1 is due by the stored snapshot
+    await poll(engine, clock)
+    async with engine.begin() as poller_page:  # a poll page, not committed yet, in which the run has moved on
+        moved = snapshot("SUCCEEDED", clock.now)
+        await run_store.save_snapshot(poller_page, moved, known=True, seen_at=clock.now)
+        tick = asyncio.create_task(clock_job.run_once())
+        await asyncio.sleep(0.5)  # PostgreSQL: the job skips the locked run; SQLite: it waits for the page
+    await tick
+    await clock_job.run_once()
+    assert await told(engine) == []
+
+
 async def test_stuck_and_over_budget_are_each_told_once(engines: Callable[[], AsyncEngine], clock: Clock) -> None:
     engine = engines()
     clock_job = job(engine, clock)
@@ -299,3 +318,18 @@ async def test_a_digest_never_goes_to_a_target_that_cannot_be_used(
     async with engine.connect() as conn:
         targets = [row.target for row in await conn.execute(select(outbox.c.target))]
     assert targets == ["hook"]
+
+
+async def test_a_digest_waits_for_a_poll_but_not_for_ever(engines: Callable[[], AsyncEngine], clock: Clock) -> None:
+    engine = engines()
+    clock_job = job(engine, clock, TimePolicy(), digests=[daily()])
+    await poll(engine, clock)
+    await clock_job.run_once()
+    clock.now = T0 + 60 * MINUTE  # 09:00, and polling has stalled since 08:00
+    await clock_job.run_once()
+    clock.now += 4 * MINUTE
+    await clock_job.run_once()
+    assert await digests(engine) == []
+    clock.now += MINUTE
+    await clock_job.run_once()
+    assert [d["window_end"] for d in await digests(engine)] == ["2026-01-06T09:00:00Z"]
