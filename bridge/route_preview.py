@@ -165,7 +165,9 @@ def _target_preview(name: str, settings: Settings, event: Event) -> list[str]:
 
 def _slack_preview(event: Event) -> list[str]:
     try:
-        from bridge.notifiers.slack_messages import preview_lines
+        from bridge.notifiers import slack_digest, slack_messages
     except ImportError:
         return [describe(event)]
-    return preview_lines(event)
+    if event.digest is not None:
+        return slack_digest.preview_lines(event.digest)
+    return slack_messages.preview_lines(event)

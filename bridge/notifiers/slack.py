@@ -36,9 +36,9 @@ from bridge.events import Event, JSONDict
 from bridge.logs import get_logger
 from bridge.metrics import Metrics
 from bridge.notifiers.base import Outcome
+from bridge.notifiers.slack_digest import digest_message
 from bridge.notifiers.slack_messages import (
     ROOT_EVENT_TYPE,
-    digest_message,
     is_broadcast,
     root_message,
     root_metadata,

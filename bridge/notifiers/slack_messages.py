@@ -26,7 +26,6 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.metadata import Metadata
 
-from bridge.digest import local_window
 from bridge.events import (
     CANCELLABLE_STATES,
     RUN_COST_EXCEEDED,
@@ -380,9 +379,6 @@ def _artifact_lines(event: Event) -> list[str]:
 
 def preview_lines(event: Event) -> list[str]:
     """What Slack would get for ``event``, for ``oz-bridge routes test``."""
-    if event.digest is not None:
-        text, blocks = digest_message(event.digest)
-        return ["one message in the channel (not a run's root, no thread):", f"  text: {text}", _blocks_json(blocks)]
     root_text, root_blocks = root_message(event.fields)
     reply_text, reply_blocks = thread_reply(event)
     broadcast = " (also broadcast to the channel)" if is_broadcast(event) else ""
@@ -399,50 +395,3 @@ def preview_lines(event: Event) -> list[str]:
 def _blocks_json(blocks: list[Block]) -> str:
     payload: list[dict[str, Any]] = [block.to_dict() for block in blocks]
     return json.dumps({"blocks": payload}, indent=2, ensure_ascii=False)
-
-
-# ---- digests ---------------------------------------------------------------------------------------
-
-
-def digest_message(digest: JSONDict) -> tuple[str, list[Block]]:
-    """A digest as one channel message: headline, states, failures with links and reasons, agents."""
-    name = clean(digest.get("name"))
-    runs, cost = int(digest.get("runs") or 0), float(digest.get("cost_usd") or 0)
-    start, end = local_window(digest)
-    when = f"{start:%a %d %b %H:%M} → {end:%a %d %b %H:%M} {escape(clean(digest.get('timezone') or 'UTC'))}"
-    headline = f"*{runs} run{'s' if runs != 1 else ''}* · {when} · ~${cost:,.2f}"
-    blocks: list[Block] = [
-        HeaderBlock(text=PlainTextObject(text=truncate(f"📊 Digest: {name}", HEADER_LIMIT), emoji=True)),
-        SectionBlock(text=_mrkdwn(headline)),
-    ]
-    states = _digest_counts(digest.get("by_state"), lambda state: " ".join(state_look(state)))
-    if states:
-        blocks.append(SectionBlock(text=_mrkdwn(states)))
-    failures = _digest_failures(digest)
-    if failures:
-        blocks.append(SectionBlock(text=_mrkdwn("*Failed*\n" + "\n".join(failures))))
-    agents = _digest_counts(digest.get("by_agent"), lambda agent: agent)
-    if agents:
-        blocks.append(ContextBlock(elements=[_mrkdwn(f"By agent: {agents}", CONTEXT_ITEM_LIMIT * 10)]))
-    failed = int(digest.get("failed_total") or 0)
-    text = f"📊 Digest {escape(name)}: {runs} run(s), {failed} failed, ~${cost:,.2f}"
-    return truncate(text, TEXT_LIMIT, mrkdwn=True), blocks
-
-
-def _digest_counts(counts: object, label: Any) -> str:
-    if not isinstance(counts, dict):
-        return ""
-    return " · ".join(f"{escape(label(clean(key)))} {int(value)}" for key, value in counts.items())
-
-
-def _digest_failures(digest: JSONDict) -> list[str]:
-    lines = []
-    for failure in digest.get("failed") or []:
-        title = clean(failure.get("title")).strip() or f"Oz run {clean(failure.get('run_id'))[:8]}"
-        status = failure.get("status_message") or {}
-        reason = f": {escape(clean(status['message']))}" if isinstance(status, dict) and status.get("message") else ""
-        lines.append(f"• {link(failure.get('session_link'), title)}{reason}")
-    hidden = int(digest.get("failed_total") or 0) - len(lines)
-    if hidden > 0:
-        lines.append(f"… and {hidden} more")
-    return lines

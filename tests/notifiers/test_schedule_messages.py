@@ -19,7 +19,8 @@ from bridge.events import Event, event_id
 from bridge.metrics import Metrics
 from bridge.notifiers.console import ConsoleNotifier, describe
 from bridge.notifiers.slack import SlackContext
-from bridge.notifiers.slack_messages import digest_message, is_broadcast, thread_reply
+from bridge.notifiers.slack_digest import digest_message
+from bridge.notifiers.slack_messages import is_broadcast, thread_reply
 from bridge.settings import SlackSettings, SlackTarget
 from bridge.store import slack_threads
 from tests.fakes.slack_api import FakeSlack
