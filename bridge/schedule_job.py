@@ -186,4 +186,6 @@ class ScheduleJob:
     def _count(self, events: list[Event]) -> None:
         for event in events:
             self._metrics.events.labels(event.type).inc()
-            log.info("event from the clock", run_id=event.run_id, event_id=event.id, event_type=event.type)
+            log.debug("event from the clock", run_id=event.run_id, event_id=event.id, event_type=event.type)
+        if events:
+            log.info("events from the clock", events=len(events), types=sorted({e.type for e in events}))

@@ -333,3 +333,33 @@ async def test_a_digest_waits_for_a_poll_but_not_for_ever(engines: Callable[[], 
     clock.now += MINUTE
     await clock_job.run_once()
     assert [d["window_end"] for d in await digests(engine)] == ["2026-01-06T09:00:00Z"]
+
+
+async def test_a_failing_tick_is_counted_and_shown_in_readyz(tmp_path: Path) -> None:
+    from bridge.app import Bridge
+    from bridge.settings import Settings
+
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'bridge.db'}",
+        oz={"api_key": "k", "base_url": "http://127.0.0.1:9/api/v1"},
+        reminders={"stuck_after": 60},
+        targets={"c": {"type": "console"}},
+        routes=[{"name": "all", "events": ["*"], "to": ["c"]}],
+    )
+    bridge = Bridge(settings)
+    try:
+        await migrate(bridge.engine)
+        clock = Clock(datetime.now(UTC))
+        await poll(bridge.engine, clock)
+        bridge.schedule = ScheduleJob(bridge.engine, TimePolicy(stuck_after=60), EVERYTHING, [], bridge.metrics)
+        async with bridge.engine.begin() as conn:
+            await conn.exec_driver_sql("DROP TABLE run_watches")  # the job's own table is gone
+        await bridge.schedule.tick()
+        ready, detail = await bridge.readiness()
+        assert ready  # polling and delivery are fine; the failure is reported, not fatal
+        assert "run_watches" in detail["schedule_error"]
+        assert bridge.metrics.schedule_ticks.labels("error")._value.get() == 1
+        assert b'oz_bridge_schedule_ticks_total{result="error"} 1.0' in bridge.metrics.render()
+    finally:
+        await bridge.oz.close()
+        await bridge.engine.dispose()
