@@ -35,7 +35,10 @@ log = get_logger("bridge.schedule")
 Clock = Callable[[], datetime]
 
 BATCH = 500  # runs noticed, and watches reviewed, per tick
-NOTICE_MARGIN = timedelta(minutes=2)  # re-read behind the cursor: poll pages that committed late, clock skew
+# Like the poller's sweep: now and then, re-read a margin behind the cursor for poll pages
+# that committed late (a lease changing hands) or a leader whose clock runs behind.
+NOTICE_MARGIN = timedelta(minutes=2)
+NOTICE_SWEEP = timedelta(minutes=1)
 DIGEST_GRACE = timedelta(minutes=5)  # how long a digest waits for a poll after its time before going out anyway
 
 
@@ -77,6 +80,7 @@ class ScheduleJob:
         self._batch = batch
         self.last_error: str | None = None
         self._waiting: dict[str, datetime] = {}  # digest → since when it has been due, waiting for a poll
+        self._swept_at: datetime | None = None
 
     @property
     def needed(self) -> bool:
@@ -134,7 +138,10 @@ class ScheduleJob:
             log.info("arming reminders, stuck-run checks and budgets for every unfinished run", policy=policy)
             await store.arm_unfinished(conn, as_of)
             cursor = as_of
-        newest = await store.notice_changes(conn, cursor - NOTICE_MARGIN, as_of, self._batch)
+        since = cursor
+        if self._swept_at is None or as_of - self._swept_at >= NOTICE_SWEEP:
+            since, self._swept_at = cursor - NOTICE_MARGIN, as_of
+        newest = await store.notice_changes(conn, since, as_of, self._batch)
         await store.save_state(conn, max(cursor, newest) if newest else cursor, policy)
 
     # ---- digests ---------------------------------------------------------------------------------

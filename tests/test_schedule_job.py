@@ -363,3 +363,21 @@ async def test_a_failing_tick_is_counted_and_shown_in_readyz(tmp_path: Path) -> 
     finally:
         await bridge.oz.close()
         await bridge.engine.dispose()
+
+
+async def test_a_poll_page_that_committed_late_is_noticed_by_the_next_sweep(
+    engines: Callable[[], AsyncEngine], clock: Clock
+) -> None:
+    engine = engines()
+    clock_job = job(engine, clock)
+    await poll(engine, clock, snapshot("INPROGRESS", T0, run_id="early"))
+    await clock_job.run_once()
+    seen_late = clock.now - 30 * timedelta(seconds=1)  # seen before the cursor, committed after the job read it
+    async with engine.begin() as conn:
+        await run_store.save_snapshot(conn, snapshot("BLOCKED", seen_late, run_id="late"), False, seen_late)
+    await clock_job.run_once()
+    assert await watched(engine) == 1  # ordinary ticks read from the cursor on
+    clock.now += MINUTE
+    await poll(engine, clock)
+    await clock_job.run_once()
+    assert await watched(engine) == 2  # the sweep, once a minute, reads a margin behind it
