@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from fnmatch import fnmatchcase
 
-from bridge.events import KNOWN_EVENT_TYPES, Event, JSONDict, run_cost_usd
+from bridge.events import DIGEST, KNOWN_EVENT_TYPES, Event, JSONDict, run_cost_usd
 from bridge.settings import RouteSettings
 
 _PATTERN_CHARS = re.compile(r"^[a-z0-9_.*?\[\]!-]+$")
@@ -19,6 +19,8 @@ _FAMILIES = ("run.", "artifact.")
 
 def pattern_problem(pattern: str) -> str | None:
     """Why an event pattern can never be what its author meant, or ``None``."""
+    if pattern == DIGEST:
+        return "digests are not routed: list a digest's targets in its own to (digests[].to)"
     if not _PATTERN_CHARS.match(pattern):
         return (
             f"{pattern!r} is not an event pattern (lower-case names and the globs * ? [ ]), e.g. run.failed, run.*, *"

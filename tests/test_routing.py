@@ -65,7 +65,10 @@ def test_artifact_types_matcher_selects_artifact_events() -> None:
     assert not route_matches(only_prs, state_event)
 
 
-@pytest.mark.parametrize("pattern", ["*", "run.*", "artifact.*", "run.failed", "artifact.video", "run.[fb]*"])
+@pytest.mark.parametrize(
+    "pattern",
+    ["*", "run.*", "artifact.*", "run.failed", "artifact.video", "run.[fb]*", "run.still_blocked", "run.stuck"],
+)
 def test_valid_patterns(pattern: str) -> None:
     assert pattern_problem(pattern) is None
 
@@ -77,6 +80,7 @@ def test_valid_patterns(pattern: str) -> None:
         ("Run.Failed", "not an event pattern"),
         ("run.[f", "unbalanced"),
         ("job.*", "matches no event"),
+        ("digest", "digests are not routed"),
     ],
 )
 def test_invalid_patterns_are_explained(pattern: str, says: str) -> None:
