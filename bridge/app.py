@@ -22,6 +22,7 @@ from bridge.metrics import Metrics
 from bridge.notifiers.base import Notifier
 from bridge.notifiers.registry import NotifierDeps, build_notifiers
 from bridge.notifiers.slack import SlackContext
+from bridge.notifiers.slack_places import thread_run_target
 from bridge.oz import build_client
 from bridge.poller import Poller
 from bridge.settings import RouteSettings, Settings
@@ -72,8 +73,9 @@ class Bridge:
                 await outbox.release_claims(conn)
         self.http = aiohttp.ClientSession()
         if self.settings.slack.bot_token is not None:
-            self.slack = SlackContext(self.settings.slack, self.engine, self.metrics)
+            self.slack = SlackContext(self.settings.slack, self.engine, self.metrics, self.oz)
         self.notifiers = build_notifiers(self.settings, NotifierDeps(http=self.http, slack=self.slack))
+        run_targets = [thread_run_target()] if self.slack is not None else []
         self.delivery = DeliveryWorker(self.engine, self.notifiers, self.settings.delivery, self.metrics)
         self.poller = Poller(
             self.engine,
@@ -82,6 +84,7 @@ class Bridge:
             self._active_routes(),
             self.metrics,
             on_committed=self.delivery.wake,
+            run_targets=run_targets,
         )
         await self.poller.prepare()
         self._tasks.append(asyncio.create_task(self.delivery.run(), name="delivery"))
@@ -117,7 +120,7 @@ class Bridge:
         if slack.bot_token is None or (slack.signing_secret is None and slack.app_token is None):
             return
         if self.slack is None:
-            self.slack = SlackContext(slack, self.engine, self.metrics)
+            self.slack = SlackContext(slack, self.engine, self.metrics, self.oz)
         self.inbound = build_inbound(self.settings, self.engine, self.oz, self.slack.client, self.metrics)
         await self.inbound.start()
 

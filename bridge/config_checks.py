@@ -17,6 +17,11 @@ def problems(settings: Settings, *, allow_disabled: bool = False) -> list[str]:
     """Every cross-reference problem, one line each, naming the key."""
     found: list[str] = []
     defined = sorted(settings.targets)
+    found += [
+        f"targets.{name}: names starting with @ are reserved for built-in targets (@slack-thread)"
+        for name in defined
+        if name.startswith("@")
+    ]
     seen_names: set[str] = set()
     for index, route in enumerate(settings.routes):
         where = f"routes[{index}]"
