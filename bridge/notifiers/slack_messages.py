@@ -56,6 +56,7 @@ _LOOKS: dict[str, tuple[str, str]] = {
     "BLOCKED": ("✋", "Blocked: waiting for input"),
     "CANCELLED": ("🚫", "Cancelled"),
 }
+_SUMMARY_ORDER = ("SUCCEEDED", "FAILED", "ERROR", "CANCELLED", "BLOCKED", "INPROGRESS", "CLAIMED", "QUEUED")
 _ARTIFACT_LOOKS: dict[str, tuple[str, str]] = {
     "PULL_REQUEST": ("🔀", "Pull request"),
     "PLAN": ("📝", "Plan"),
@@ -209,7 +210,8 @@ def children_line(states: Mapping[str, str]) -> str | None:
     if not states:
         return None
     counts = Counter(state_look(clean(state))[0] for state in states.values())
-    order = [look[0] for look in _LOOKS.values()]
+    # Outcomes first, then what is still going on, as in "Sub-runs: 2 ✅ 1 🏃".
+    order = [_LOOKS[s][0] for s in _SUMMARY_ORDER]
     ranked = sorted(counts.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order))
     return "Sub-runs: " + " ".join(f"{count} {emoji}" for emoji, count in ranked)
 

@@ -78,17 +78,17 @@ class StatusMessages:
             assert planned.channel_id is not None and planned.thread_ts is not None
             found = await self._find_in_thread(planned.channel_id, planned.thread_ts, event.run_id)
             if found is not None:
-                await self._reserve_quietly(planned, event, marker)
+                await self._reserve_quietly(planned, marker)
                 await self._record(planned, found, None, None)
-                log.info("found the run's status message in its thread", run_id=event.run_id, ts=found)
+                log.info("found the run's status message in its thread", run_id=event.run_id, ts=found[1])
                 return Posted(for_event=False)
         now = datetime.now(UTC)
         if marker is None:
-            reserve = self._reserve(planned, event, now)
+            reserve = self._reserve(planned, event.id, now)
             return await self._post(event, planned) if await self._write(reserve) else "again"
         found = await self._find_in_history(marker, event.run_id)
         if found is not None:
-            log.info("found the status message posted before an interrupted delivery", run_id=event.run_id, ts=found)
+            log.info("found the status message posted before an interrupted delivery", run_id=event.run_id, ts=found[1])
             await self._record(planned, found, None, None)
             return Posted(for_event=False)
         age = now - marker.created_at
@@ -105,17 +105,17 @@ class StatusMessages:
         return await self._post(event, planned)
 
     def _reserve(
-        self, planned: PlannedPlacement, event: Event, now: datetime
+        self, planned: PlannedPlacement, event_id: str | None, now: datetime
     ) -> Callable[[AsyncConnection], Awaitable[bool]]:
         async def reserve(conn: AsyncConnection) -> bool:
-            return await slack_placements.reserve(conn, planned, claimed_by=self._me, event_id=event.id, now=now)
+            return await slack_placements.reserve(conn, planned, claimed_by=self._me, event_id=event_id, now=now)
 
         return reserve
 
-    async def _reserve_quietly(self, planned: PlannedPlacement, event: Event, marker: SlackPlacement | None) -> None:
+    async def _reserve_quietly(self, planned: PlannedPlacement, marker: SlackPlacement | None) -> None:
         if marker is None:
             # Found without a row (a lost database): the found message tells no particular event.
-            await self._write(self._reserve(planned, event, datetime.now(UTC)))
+            await self._write(self._reserve(planned, None, datetime.now(UTC)))
 
     async def _post(self, event: Event, planned: PlannedPlacement) -> Posted:
         text, blocks = await self._render(event.run, planned)

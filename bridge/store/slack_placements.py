@@ -130,7 +130,7 @@ async def known_channel_id(conn: AsyncConnection, place: str) -> str | None:
 
 
 async def reserve(
-    conn: AsyncConnection, planned: PlannedPlacement, *, claimed_by: str, event_id: str, now: datetime
+    conn: AsyncConnection, planned: PlannedPlacement, *, claimed_by: str, event_id: str | None, now: datetime
 ) -> bool:
     """Leave the "status message being posted" marker; ``False`` when a row already exists."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
