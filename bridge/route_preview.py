@@ -91,10 +91,12 @@ def sample_event(event_type: str, run: JSONDict | None) -> Event:
 def preview(settings: Settings, event_type: str, run: JSONDict | None) -> str:
     event = sample_event(event_type, run)
     routes = matching_routes(event, settings.routes)
-    if not routes:
+    built_in = _built_in_lines(event)
+    if not routes and not built_in:
         return f"{event_type}: no route matches; nothing would be sent"
     lines = [f"{event_type} matches {len(routes)} route(s):"]
     lines += [f"  route {route.name} → {', '.join(route.to)}" for route in routes]
+    lines += built_in
     seen: set[str] = set()
     for route in routes:
         for name in route.to:
@@ -104,6 +106,16 @@ def preview(settings: Settings, event_type: str, run: JSONDict | None) -> str:
             lines += ["", *_target_preview(name, settings, event)]
     lines.append("\n(nothing was sent)")
     return "\n".join(lines)
+
+
+def _built_in_lines(event: Event) -> list[str]:
+    from bridge.notifiers.slack_places import THREAD_TARGET, started_thread
+
+    thread = started_thread(event.run)
+    if thread is None:
+        return []
+    where = f"thread {thread[1]} in {thread[0]}"
+    return [f"  built-in {THREAD_TARGET} → the Slack {where} named by the run's metadata (needs SLACK_BOT_TOKEN)"]
 
 
 def _target_preview(name: str, settings: Settings, event: Event) -> list[str]:
