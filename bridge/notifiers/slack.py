@@ -105,7 +105,7 @@ class SlackContext:
             retry_handlers=handlers,
         )
         self.people = CreatorDirectory(self.client, engine, metrics)
-        self.artifacts = ArtifactTeller(self.client, oz, self._session, metrics)
+        self.artifacts = ArtifactTeller(self.client, oz, self._session, engine, metrics)
 
     def notifier_for(self, target: SlackTarget) -> SlackNotifier:
         return SlackNotifier(self, target.channel)
@@ -194,7 +194,7 @@ class SlackNotifier:
         assert placement.channel_id is not None and placement.thread_ts is not None
         if placement.is_muted(datetime.now(UTC)):
             return Outcome.done("muted: status message updated, no reply")
-        shown = await self._context.artifacts.tell(event, placement.channel_id, placement.thread_ts)
+        shown = await self._context.artifacts.tell(event, placement)
         if shown is not None:
             return shown
         text, blocks = thread_reply(event)

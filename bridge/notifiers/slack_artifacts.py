@@ -9,7 +9,7 @@ shows inline, or, when Slack will not take it, linked. What a retry may fix
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import aiohttp
 from oz_agent_sdk import APIConnectionError, APIStatusError, AsyncOzAPI
@@ -17,6 +17,7 @@ from oz_agent_sdk.types.agent_get_artifact_response import PlanArtifactResponse,
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.models.blocks import Block, MarkdownTextObject, SectionBlock
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.events import Event, JSONDict
 from bridge.logs import get_logger
@@ -25,6 +26,8 @@ from bridge.notifiers.base import Outcome
 from bridge.notifiers.slack_errors import error_code, is_transient
 from bridge.notifiers.slack_messages import clean, escape, link, truncate
 from bridge.notifiers.slack_plans import plan_message
+from bridge.store import slack_placements
+from bridge.store.slack_placements import PlanMessage, SlackPlacement
 
 log = get_logger("bridge.notifiers.slack_artifacts")
 MAX_SCREENSHOT_BYTES = 20 * 1024 * 1024
@@ -51,23 +54,30 @@ def artifact_uid(event: Event) -> str | None:
 
 class ArtifactTeller:
     def __init__(
-        self, client: AsyncWebClient, oz: AsyncOzAPI | None, http: aiohttp.ClientSession, metrics: Metrics
+        self,
+        client: AsyncWebClient,
+        oz: AsyncOzAPI | None,
+        http: aiohttp.ClientSession,
+        engine: AsyncEngine,
+        metrics: Metrics,
     ) -> None:
         self._client = client
+        self._engine = engine
         self._oz = oz
         self._http = http
         self._metrics = metrics
 
-    async def tell(self, event: Event, channel_id: str, thread_ts: str) -> Outcome | None:
-        """Post the plan or screenshot of ``event`` in the thread; ``None``: a plain reply will do."""
+    async def tell(self, event: Event, placement: SlackPlacement) -> Outcome | None:
+        """Post the plan or screenshot of ``event`` in the run's thread; ``None``: a plain reply will do."""
         kind = str((event.artifact or {}).get("artifact_type") or "")
         uid = artifact_uid(event)
         if kind not in ("PLAN", "SCREENSHOT") or uid is None or self._oz is None:
             return None
+        assert placement.channel_id is not None and placement.thread_ts is not None
         try:
             if kind == "PLAN":
-                return await self._plan(event, uid, channel_id, thread_ts)
-            return await self._screenshot(event, uid, channel_id, thread_ts)
+                return await self._plan(event, uid, placement)
+            return await self._screenshot(event, uid, placement.channel_id, placement.thread_ts)
         except Unavailable as exc:
             log.warning("artifact not shown in full", run_id=event.run_id, artifact_uid=uid, reason=str(exc))
             return None
@@ -89,15 +99,20 @@ class ArtifactTeller:
 
     # ---- plans -------------------------------------------------------------------------------------
 
-    async def _plan(self, event: Event, uid: str, channel_id: str, thread_ts: str) -> Outcome:
+    async def _plan(self, event: Event, uid: str, placement: SlackPlacement) -> Outcome:
+        assert placement.channel_id is not None and placement.thread_ts is not None
         plan = await self._fetch(uid)
         if not isinstance(plan, PlanArtifactResponse):
             raise Unavailable("not a plan")
         listed: JSONDict = (event.artifact or {}).get("data") or {}
         title = plan.data.title or str(listed.get("title") or "Plan")
         text, blocks = plan_message(title, plan.data.content, plan.data.url or listed.get("url"), event.run_id)
-        await self._post(channel_id, thread_ts, text, blocks)
-        return Outcome.done(f"plan posted ({channel_id} {thread_ts})")
+        posted = await self._post(placement.channel_id, placement.thread_ts, text, blocks)
+        # The Approve plan click will name this message: remember whose plan it is.
+        record = PlanMessage(posted[0], posted[1], event.run_id, placement.place, uid, datetime.now(UTC))
+        async with self._engine.begin() as conn:
+            await slack_placements.record_plan(conn, record)
+        return Outcome.done(f"plan posted ({posted[0]} {posted[1]})")
 
     # ---- screenshots -------------------------------------------------------------------------------
 
@@ -163,7 +178,8 @@ class ArtifactTeller:
         text = truncate(line, 3000, mrkdwn=True)
         await self._post(channel_id, thread_ts, text, [SectionBlock(text=MarkdownTextObject(text=text))])
 
-    async def _post(self, channel_id: str, thread_ts: str, text: str, blocks: list[Block]) -> None:
-        await self._client.chat_postMessage(
+    async def _post(self, channel_id: str, thread_ts: str, text: str, blocks: list[Block]) -> tuple[str, str]:
+        response = await self._client.chat_postMessage(
             channel=channel_id, thread_ts=thread_ts, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False
         )
+        return str(response["channel"]), str(response["ts"])

@@ -19,7 +19,7 @@ from sqlalchemy import Row, and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bridge.store.tables import slack_placements
+from bridge.store.tables import slack_placements, slack_plan_messages
 
 _p = slack_placements.c
 Kind = Literal["root", "started", "parent", "dm"]
@@ -246,3 +246,31 @@ async def unmute(conn: AsyncConnection, run_id: str, place: str) -> bool:
         update(slack_placements).where(_p.run_id == run_id, _p.place == place).values(muted=False, muted_until=None)
     )
     return (await conn.execute(statement)).rowcount == 1
+
+
+# ---- plans posted in a run's thread ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanMessage:
+    channel_id: str
+    ts: str
+    run_id: str
+    place: str
+    artifact_uid: str
+    posted_at: datetime
+
+
+async def record_plan(conn: AsyncConnection, plan: PlanMessage) -> None:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    values = {f: getattr(plan, f) for f in ("channel_id", "ts", "run_id", "place", "artifact_uid", "posted_at")}
+    await conn.execute(dialect.insert(slack_plan_messages).values(**values).on_conflict_do_nothing())
+
+
+async def plan_by_message(conn: AsyncConnection, channel_id: str, ts: str) -> PlanMessage | None:
+    """The plan message ``ts`` in ``channel_id`` (an ``Approve plan`` click names it), if the bridge posted it."""
+    query = select(slack_plan_messages).where(
+        slack_plan_messages.c.channel_id == channel_id, slack_plan_messages.c.ts == ts
+    )
+    row = (await conn.execute(query)).first()
+    return PlanMessage(**dict(row._mapping)) if row else None

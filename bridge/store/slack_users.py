@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -41,7 +41,3 @@ async def remember(conn: AsyncConnection, email: str, user_id: str | None, now: 
     await conn.execute(
         statement.on_conflict_do_update(index_elements=["email"], set_={"user_id": user_id, "checked_at": now})
     )
-
-
-async def forget_older_than(conn: AsyncConnection, cutoff: datetime) -> int:
-    return (await conn.execute(delete(slack_users).where(_u.checked_at < cutoff))).rowcount

@@ -128,6 +128,19 @@ slack_placements = Table(
     Index("ix_slack_placements_parent", "parent_run_id"),
 )
 
+# Plans posted in run threads: an "Approve plan" click names a message, and this is
+# how the bridge knows which run (and which plan) it belongs to, never from the click.
+slack_plan_messages = Table(
+    "slack_plan_messages",
+    metadata,
+    Column("channel_id", String(64), primary_key=True),
+    Column("ts", String(64), primary_key=True),
+    Column("run_id", String(128), nullable=False),
+    Column("place", String(200), nullable=False),
+    Column("artifact_uid", String(200), nullable=False),
+    Column("posted_at", UTCDateTime(), nullable=False),
+)
+
 # Slack users found by email (DMs to run creators), negative answers included, shared by replicas.
 slack_users = Table(
     "slack_users",

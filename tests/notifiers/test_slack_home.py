@@ -291,7 +291,7 @@ def artifact_event(sim: Simulator, run_id: str, artifact: dict[str, Any]) -> Eve
 
 
 async def test_a_plan_is_posted_in_the_thread_with_an_approve_button(
-    fake: FakeSlack, context: SlackContext, sim: Simulator
+    fake: FakeSlack, context: SlackContext, sim: Simulator, engine: AsyncEngine
 ) -> None:
     alerts = context.notifier_for(SlackTarget(type="slack", channel=CHANNEL))
     rid = sim.create_run(state="INPROGRESS")["run_id"]
@@ -303,6 +303,11 @@ async def test_a_plan_is_posted_in_the_thread_with_an_approve_button(
     blocks = str(posted["blocks"])
     assert "*Steps*" in blocks and "1. *Reproduce* it" in blocks and "`checkout.py`" in blocks
     assert APPROVE_PLAN_ACTION_ID in blocks and "Fix checkout" in posted["text"]
+    # The Approve plan click names this message; the store says whose plan it is.
+    async with engine.connect() as conn:
+        known = await slack_placements.plan_by_message(conn, CHANNEL, posted["ts"])
+    assert known is not None and (known.run_id, known.place) == (rid, CHANNEL)
+    assert known.artifact_uid == plan["data"]["artifact_uid"]
 
 
 async def test_a_plan_that_cannot_be_fetched_is_mentioned_and_a_flaky_api_is_retried(

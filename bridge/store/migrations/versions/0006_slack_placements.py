@@ -2,7 +2,8 @@
 
 Replaces ``slack_threads`` (one root per run and channel): every existing row
 becomes a ``root`` placement whose thread and status message are the root.
-Also adds ``slack_users``, the shared cache of Slack users found by email.
+Also adds ``slack_plan_messages`` (which run a posted plan belongs to, for its
+``Approve plan`` button) and ``slack_users``, the shared cache of Slack users found by email.
 
 Revision ID: 0006
 Revises: 0001
@@ -53,6 +54,15 @@ def upgrade() -> None:
     op.drop_index("ix_slack_threads_ts", table_name="slack_threads")
     op.drop_table("slack_threads")
     op.create_table(
+        "slack_plan_messages",
+        sa.Column("channel_id", sa.String(64), primary_key=True),
+        sa.Column("ts", sa.String(64), primary_key=True),
+        sa.Column("run_id", sa.String(128), nullable=False),
+        sa.Column("place", sa.String(200), nullable=False),
+        sa.Column("artifact_uid", sa.String(200), nullable=False),
+        sa.Column("posted_at", UTCDateTime(), nullable=False),
+    )
+    op.create_table(
         "slack_users",
         sa.Column("email", sa.String(320), primary_key=True),
         sa.Column("user_id", sa.String(64), nullable=True),
@@ -62,6 +72,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("slack_users")
+    op.drop_table("slack_plan_messages")
     op.create_table(
         "slack_threads",
         sa.Column("run_id", sa.String(128), primary_key=True),
