@@ -74,15 +74,19 @@ async def start(client: AsyncOzAPI, request: RunRequest) -> StartedRun:
     return StartedRun(created.run_id, created.state, already_existed=False)
 
 
-def retry_request(run: JSONDict) -> RunRequest:
+def retry_request(run: JSONDict, thread: tuple[str, str] | None = None) -> RunRequest:
     """A new run like ``run`` (same prompt, agent config and metadata) plus ``retry_of``.
 
     ``run`` is a stored snapshot (RunItem JSON). Its agent config is sent back as
     the config; the metadata keeps every key, so a run started from Slack is told
-    in the same thread.
+    in the same thread. ``thread`` (channel id, thread ts: where the Retry button
+    was clicked) is added as ``slack_channel``/``slack_thread_ts`` when the run has
+    none, so the retry is told in that thread too.
     """
     run_id = str(run["run_id"])
     metadata = {str(k): str(v) for k, v in (run.get("metadata") or {}).items() if k != RETRY_OF}
+    if thread is not None and not ("slack_channel" in metadata and "slack_thread_ts" in metadata):
+        metadata["slack_channel"], metadata["slack_thread_ts"] = thread
     metadata[RETRY_OF] = run_id
     identity = (*(k for k in ("slack_channel", "slack_thread_ts") if k in metadata), RETRY_OF)
     config = run.get("agent_config") if isinstance(run.get("agent_config"), dict) else {}

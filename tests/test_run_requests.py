@@ -82,3 +82,14 @@ async def test_a_refusal_is_put_in_words(client: AsyncOzAPI, sim: Simulator) -> 
 async def test_the_metadata_filter_limit_is_the_apis(client: AsyncOzAPI) -> None:
     with pytest.raises(ValueError):
         await find_existing(client, {f"k{i}": "v" for i in range(6)})
+
+
+async def test_a_retry_of_a_run_told_in_a_channel_is_told_in_that_thread(client: AsyncOzAPI, sim: Simulator) -> None:
+    failed = sim.create_run(prompt="Fix it", state="FAILED")
+    retry = retry_request(sim.get_run(failed["run_id"]), thread=("C0ALERTS01", "1700000000.000200"))
+    started = await start(client, retry)
+    assert sim.get_run(started.run_id)["metadata"] == {
+        "slack_channel": "C0ALERTS01",
+        "slack_thread_ts": "1700000000.000200",
+        "retry_of": failed["run_id"],
+    }

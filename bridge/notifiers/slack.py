@@ -114,6 +114,14 @@ class SlackContext:
         """The built-in target: runs told in the thread their metadata names."""
         return SlackNotifier(self, THREAD_PLACE)
 
+    async def redraw(self, run: JSONDict) -> None:
+        """Show ``run`` as it is now in every status message it has (after a cancel, mute or unmute)."""
+        async with self.engine.connect() as conn:
+            placements = await slack_placements.for_run(conn, str(run.get("run_id")))
+        for placement in placements:
+            if placement.is_posted:
+                await SlackNotifier(self, placement.place).redraw(run, placement)
+
     async def transaction(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         async with self.engine.begin() as conn:
             return await work(conn)
@@ -144,6 +152,11 @@ class SlackNotifier:
 
     async def close(self) -> None:
         """The client is shared; ``SlackContext.close`` releases it."""
+
+    async def redraw(self, run: JSONDict, placement: SlackPlacement) -> None:
+        """Refresh one status message; Slack errors are the caller's to handle."""
+        async with self._context.locks.hold((placement.run_id, placement.place)):
+            await self._status.refresh(run, placement)
 
     async def _load(self, run_id: str) -> SlackPlacement | None:
         async with self._context.engine.connect() as conn:

@@ -356,3 +356,15 @@ async def test_a_screenshot_slack_refuses_is_linked_instead(
     assert fake.shared_files(CHANNEL) == []
     fake.fail_next("files.getUploadURLExternal", "internal_error", status=500)
     assert (await alerts.send(artifact_event(sim, rid, shot))).status == "retry"
+
+
+async def test_redraw_shows_the_mute_state_everywhere_the_run_is_told(
+    fake: FakeSlack, context: SlackContext, engine: AsyncEngine
+) -> None:
+    run = run_of("run-1", "INPROGRESS", 1)
+    await context.notifier_for(SlackTarget(type="slack", channel=CHANNEL)).send(event("run.started", run))
+    async with engine.begin() as conn:
+        await slack_placements.mute(conn, "run-1", CHANNEL, None)
+    await context.redraw(run)
+    [root] = tops(fake, CHANNEL)
+    assert UNMUTE_ACTION_ID in str(root["blocks"]) and MUTE_ACTION_ID not in str(root["blocks"])
