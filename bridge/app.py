@@ -187,7 +187,8 @@ class Bridge:
         try:
             async with self.engine.connect() as conn:
                 counts = await outbox.counts_by_status(conn)
-            self.metrics.set_outbox_counts(counts, sorted(self.settings.targets))
+            # Built-in targets (the Slack thread of runs started from Slack) have queues too.
+            self.metrics.set_outbox_counts(counts, sorted(set(self.settings.targets) | set(self.notifiers)))
         except Exception:
             log.warning("could not refresh outbox gauges", exc_info=True)
         return self.metrics.render()

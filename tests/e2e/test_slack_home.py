@@ -85,6 +85,8 @@ async def test_a_run_started_from_slack_is_told_in_its_thread_with_no_route_even
     sim.update_run(rid, state="INPROGRESS")
     await wait_until(lambda: "In progress" in str(slack.message(START, status["ts"])), what="status moved in place")
     await wait_until(lambda: any("In progress" in m["text"] for m in replies(slack, ts)), what="a reply for the change")
+    _, metrics = await bridge.get("/metrics")
+    assert 'oz_bridge_outbox_depth{target="@slack-thread"} 0.0' in metrics  # the built-in queue is watched too
     assert await bridge.stop() == 0
 
     forget_database(bridge)
