@@ -23,6 +23,7 @@ from bridge.metrics import Metrics
 from bridge.notifiers.base import Notifier
 from bridge.notifiers.registry import NotifierDeps, build_notifiers
 from bridge.notifiers.slack import SlackContext
+from bridge.notifiers.slack_places import thread_run_target
 from bridge.oz import build_client
 from bridge.poller import Poller
 from bridge.schedule import TimePolicy
@@ -87,8 +88,9 @@ class Bridge:
                 await outbox.release_claims(conn)
         self.http = aiohttp.ClientSession()
         if self.settings.slack.bot_token is not None:
-            self.slack = SlackContext(self.settings.slack, self.engine, self.metrics)
+            self.slack = SlackContext(self.settings.slack, self.engine, self.metrics, self.oz)
         self.notifiers = build_notifiers(self.settings, NotifierDeps(http=self.http, slack=self.slack))
+        run_targets = [thread_run_target()] if self.slack is not None else []
         self.delivery = DeliveryWorker(
             self.engine, self.notifiers, self.settings.delivery, self.metrics, clock=self.clock
         )
@@ -101,6 +103,7 @@ class Bridge:
             self.metrics,
             on_committed=self.delivery.wake,
             clock=self.clock,
+            run_targets=run_targets,
         )
         self.schedule = ScheduleJob(
             self.engine,
@@ -111,6 +114,7 @@ class Bridge:
             usable_targets=set(self.notifiers),
             clock=self.clock,
             on_committed=self.delivery.wake,
+            run_targets=run_targets,
         )
         await self.poller.prepare()
         self._tasks.append(asyncio.create_task(self.delivery.run(), name="delivery"))
@@ -155,7 +159,7 @@ class Bridge:
         if slack.bot_token is None or (slack.signing_secret is None and slack.app_token is None):
             return
         if self.slack is None:
-            self.slack = SlackContext(slack, self.engine, self.metrics)
+            self.slack = SlackContext(slack, self.engine, self.metrics, self.oz)
         self.inbound = build_inbound(self.settings, self.engine, self.oz, self.slack.client, self.metrics)
         await self.inbound.start()
 
@@ -231,7 +235,8 @@ class Bridge:
         try:
             async with self.engine.connect() as conn:
                 counts = await outbox.counts_by_status(conn)
-            self.metrics.set_outbox_counts(counts, sorted(self.settings.targets))
+            # Built-in targets (the Slack thread of runs started from Slack) have queues too.
+            self.metrics.set_outbox_counts(counts, sorted(set(self.settings.targets) | set(self.notifiers)))
         except Exception:
             log.warning("could not refresh outbox gauges", exc_info=True)
         return self.metrics.render()

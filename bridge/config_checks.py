@@ -19,6 +19,12 @@ def disabled_targets(settings: Settings) -> list[str]:
 def problems(settings: Settings, *, allow_disabled: bool = False) -> list[str]:
     """Every cross-reference problem, one line each, naming the key."""
     found: list[str] = []
+    defined = sorted(settings.targets)
+    found += [
+        f"targets.{name}: names starting with @ are reserved for built-in targets (@slack-thread)"
+        for name in defined
+        if name.startswith("@")
+    ]
     seen_names: set[str] = set()
     for index, route in enumerate(settings.routes):
         where = item_where("routes", index, route.name)
@@ -67,6 +73,12 @@ def warnings(settings: Settings) -> list[str]:
         ):
             if value is not None:
                 notes.append(f"slack: {key} is set but SLACK_BOT_TOKEN is not, so inbound Slack stays off")
+    slack = settings.slack
+    if slack.start.channels and (slack.bot_token is None or (slack.signing_secret is None and slack.app_token is None)):
+        notes.append(
+            "slack.start.channels: runs are started from Slack messages, which need SLACK_BOT_TOKEN and "
+            "SLACK_SIGNING_SECRET or SLACK_APP_TOKEN; without them no run will be started"
+        )
     if settings.poll.lookback < settings.poll.interval:
         notes.append("poll.lookback: shorter than poll.interval; late-visible updates may be missed")
     return notes + _unrouted_time_events(settings)

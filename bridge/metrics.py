@@ -58,6 +58,17 @@ class Metrics:
         )
         self.followups = Counter("oz_bridge_followups", "Follow-ups sent to runs, by result.", ["result"], registry=r)
         self.cancels = Counter("oz_bridge_cancels", "Cancel requests, by result.", ["result"], registry=r)
+        self.slack_unknown_creators = Counter(
+            "oz_bridge_slack_unknown_creators",
+            "Run creators looked up for a DM whom Slack does not know (one per look-up, not per event).",
+            registry=r,
+        )
+        self.slack_uploads = Counter(
+            "oz_bridge_slack_uploads",
+            "Screenshots sent to Slack threads, by result (uploaded, linked, retry).",
+            ["result"],
+            registry=r,
+        )
 
     def set_outbox_counts(self, counts: dict[tuple[str, str], int], targets: list[str]) -> None:
         for target in targets:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +15,7 @@ from bridge.events import Event, JSONDict, rfc3339
 from bridge.logs import get_logger
 from bridge.metrics import Metrics
 from bridge.oz import MalformedRun, run_pages
-from bridge.routing import targets_for
+from bridge.routing import RunTarget, targets_for
 from bridge.settings import PollSettings, RouteSettings, parse_start
 from bridge.store import outbox
 from bridge.store import runs as run_store
@@ -69,11 +69,13 @@ class Poller:
         metrics: Metrics,
         on_committed: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = utcnow,
+        run_targets: Sequence[RunTarget] = (),
     ) -> None:
         self._engine = engine
         self._client = client
         self._poll = poll
         self._routes = routes
+        self._run_targets = run_targets
         self._metrics = metrics
         self._on_committed = on_committed
         self._clock = clock
@@ -156,7 +158,8 @@ class Poller:
                 events += diff_run(previous, run, start_point, detected_at)
                 await run_store.save_snapshot(conn, run, known=previous is not None, seen_at=now)
                 stored[run["run_id"]] = snapshot_of(run)
-            deliveries = [(event, target) for event in events for target in targets_for(event, self._routes)]
+            reach = [(event, targets_for(event, self._routes, self._run_targets)) for event in events]
+            deliveries = [(event, target) for event, targets in reach for target in targets]
             await outbox.enqueue(conn, deliveries, now)
             if page:
                 await run_store.advance_cursor(conn, max(parse_time(run["updated_at"]) for run in page))

@@ -108,9 +108,11 @@ def preview(settings: Settings, event_type: str, run: JSONDict | None) -> str:
     event = sample_event(event_type, run)
     verdicts = [(route, mismatch(route, event)) for route in settings.routes]
     routes = [route for route, reason in verdicts if reason is None]
-    if routes:
+    built_in = _built_in_lines(event)
+    if routes or built_in:
         lines = [f"{event_type} matches {len(routes)} route(s):"]
         lines += [f"  route {route.name} → {', '.join(route.to)}" for route in routes]
+        lines += built_in
     else:
         lines = [f"{event_type}: no route matches; nothing would be sent"]
     skipped = [f"  route {route.name}: {reason}" for route, reason in verdicts if reason is not None]
@@ -148,6 +150,16 @@ def preview_digests(settings: Settings) -> str:
         lines.append("")
     lines.append("(nothing was sent; the sample counts three runs)")
     return "\n".join(lines)
+
+
+def _built_in_lines(event: Event) -> list[str]:
+    from bridge.notifiers.slack_places import THREAD_TARGET, started_thread
+
+    thread = started_thread(event.fields)
+    if thread is None:
+        return []
+    where = f"thread {thread[1]} in {thread[0]}"
+    return [f"  built-in {THREAD_TARGET} → the Slack {where} named by the run's metadata (needs SLACK_BOT_TOKEN)"]
 
 
 def _target_preview(name: str, settings: Settings, event: Event) -> list[str]:

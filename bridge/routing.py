@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from bridge.events import DIGEST, KNOWN_EVENT_TYPES, Event, JSONDict, run_cost_usd
@@ -115,9 +116,18 @@ def matching_routes(event: Event, routes: Sequence[RouteSettings]) -> list[Route
     return [route for route in routes if route_matches(route, event)]
 
 
-def targets_for(event: Event, routes: Sequence[RouteSettings]) -> list[str]:
-    """Target names the event reaches, each once, in first-mentioned order."""
+@dataclass(frozen=True)
+class RunTarget:
+    """A target an event reaches because of what its run carries, whatever the routes say."""
+
+    name: str
+    applies: Callable[[Event], bool]
+
+
+def targets_for(event: Event, routes: Sequence[RouteSettings], run_targets: Sequence[RunTarget] = ()) -> list[str]:
+    """Target names the event reaches, each once, in first-mentioned order (run targets last)."""
     targets: dict[str, None] = {}
     for route in matching_routes(event, routes):
         targets.update(dict.fromkeys(route.to))
+    targets.update(dict.fromkeys(t.name for t in run_targets if t.applies(event)))
     return list(targets)

@@ -24,7 +24,7 @@ from bridge.digest import DigestTally, DigestWindow, digest_event, due_time, fir
 from bridge.events import Event, rfc3339
 from bridge.logs import get_logger
 from bridge.metrics import Metrics
-from bridge.routing import targets_for
+from bridge.routing import RunTarget, targets_for
 from bridge.schedule import TimePolicy, review
 from bridge.settings import DigestSettings, RouteSettings
 from bridge.store import outbox
@@ -65,11 +65,14 @@ class ScheduleJob:
         usable_targets: Collection[str] | None = None,
         clock: Clock = utcnow,
         on_committed: Callable[[], None] = lambda: None,
+        run_targets: Sequence[RunTarget] = (),
         batch: int = BATCH,
     ) -> None:
         self._engine = engine
         self._policy = policy
         self._routes = list(routes)
+        # A run told in its own Slack thread hears its reminders there too, whatever the routes say.
+        self._run_targets = list(run_targets)
         usable = set(usable_targets) if usable_targets is not None else None
         self._digests = [
             ScheduledDigest(d, d.schedule(), tuple(t for t in d.to if usable is None or t in usable)) for d in digests
@@ -122,7 +125,9 @@ class ScheduleJob:
             due = await store.due_watches(conn, as_of, self._batch)
             reviews = [review(watch, stored, as_of, self._policy, rfc3339(now)) for watch, stored in due]
             events = [event for r in reviews for event in r.events]
-            await outbox.enqueue(conn, [(e, t) for e in events for t in targets_for(e, self._routes)], now)
+            await outbox.enqueue(
+                conn, [(e, t) for e in events for t in targets_for(e, self._routes, self._run_targets)], now
+            )
             await store.save_watches(conn, [r.watch for r in reviews])
             if len(due) < self._batch:
                 await store.forget_orphans(conn, as_of, self._batch)

@@ -138,7 +138,15 @@ class WebhookTarget(_Section):
 
 class SlackTarget(_Section):
     type: Literal["slack"]
-    channel: str = Field(min_length=1)
+    # A channel id (C0123…), a name (#alerts), or "@creator": a DM to each run's creator.
+    channel: str = Field(min_length=1, max_length=200)
+
+    @field_validator("channel")
+    @classmethod
+    def _channel_is_a_place(cls, value: str) -> str:
+        if value.startswith("@") and value != "@creator":
+            raise ValueError(f'{value!r}: the only @ channel is "@creator" (a DM to the run\'s creator)')
+        return value
 
 
 class ConsoleTarget(_Section):
@@ -208,6 +216,45 @@ class DigestSettings(_Section):
         return CronSchedule.parse(self.cron, self.timezone)
 
 
+_SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
+
+
+class SlackStartSettings(_Section):
+    """Starting runs by mentioning the bot (contract: "Start a run")."""
+
+    channels: list[str] = Field(default_factory=list)
+    config: dict[str, Any] = Field(default_factory=dict)
+    on_behalf_of: bool = False
+
+    @field_validator("channels")
+    @classmethod
+    def _channels_are_ids(cls, value: list[str]) -> list[str]:
+        if "*" in value and len(value) > 1:
+            raise ValueError('"*" (any channel the bot is in) must be the only entry')
+        bad = [c for c in value if c != "*" and not _SLACK_CHANNEL_ID.match(c)]
+        if bad:
+            raise ValueError(f'{", ".join(map(repr, bad))}: not a Slack channel id (C0123ABCD…) or "*"')
+        return value
+
+    @field_validator("config")
+    @classmethod
+    def _config_is_an_agent_config(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from oz_agent_sdk.types import AmbientAgentConfig
+
+        # The wire names (model_id), as the API and the contract spell them.
+        names = {field.alias or name for name, field in AmbientAgentConfig.model_fields.items()}
+        unknown = sorted(set(value) - names)
+        if unknown:
+            allowed = ", ".join(sorted(names))
+            raise ValueError(f"unknown agent config key {', '.join(unknown)}; allowed: {allowed}")
+        try:
+            AmbientAgentConfig.model_validate(value)
+        except ValidationError as exc:
+            where = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ValueError(f"not a valid agent config ({where})") from None
+        return value
+
+
 class SlackSettings(_Section):
     @field_validator("api_url")
     @classmethod
@@ -221,6 +268,10 @@ class SlackSettings(_Section):
     api_url: str = "https://slack.com/api/"
     allowed_users: list[str] = Field(default_factory=list)
     allowed_channels: list[str] = Field(default_factory=list)
+    start: SlackStartSettings = Field(default_factory=SlackStartSettings)
+    # thread: a child run is told in its parent's thread; separate: its own root.
+    children: Literal["thread", "separate"] = "thread"
+    plan_approval: str = Field(default="The plan is approved. Go ahead.", min_length=1, max_length=4000)
 
 
 class OzSettings(_Section):

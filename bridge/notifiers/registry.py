@@ -33,4 +33,9 @@ def build_notifiers(settings: Settings, deps: NotifierDeps) -> dict[str, Notifie
             notifiers[name] = ConsoleNotifier()
         elif isinstance(target, SlackTarget) and deps.slack is not None:
             notifiers[name] = deps.slack.notifier_for(target)
+    if deps.slack is not None:
+        from bridge.notifiers.slack_places import THREAD_TARGET
+
+        # Built in: runs carrying Slack thread metadata are told in that thread, whatever the routes say.
+        notifiers[THREAD_TARGET] = deps.slack.thread_notifier()
     return notifiers

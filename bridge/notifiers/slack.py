@@ -1,34 +1,31 @@
-"""Slack target: one root message per (run, channel), kept current, with a thread of changes.
+"""Slack target: each run told in one place per target, its status message kept current, its changes replied.
 
-The first event of a run posts the root; every later one updates the root in
-place and replies in its thread (failures and blocks also to the channel).
-A "root being posted" marker row is written before the root is posted, so a
-retry after a crash looks for that root in the channel's history (by message
-metadata) instead of posting a second one. This notifier only classifies
-Slack's errors; when to retry is ``bridge.delivery``'s business.
+Where a run is told (a root in the channel, the thread it was started in, its
+parent's thread, a DM to its creator) is decided once and stored as a
+placement; see ``slack_places``. The first event posts the status message
+(``slack_status``, crash-safe); every later one updates it in place and adds a
+reply in the thread, unless the placement is muted. Plans and screenshots are
+shown in full (``slack_artifacts``). A child run's change also redraws its
+parent's status message, whose ``Sub-runs`` line counts the children's states.
+This notifier only classifies Slack's errors; when to retry is ``bridge.delivery``'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from datetime import UTC, datetime
+from typing import TypeVar
 
 import aiohttp
+from oz_agent_sdk import AsyncOzAPI
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-)
-from slack_sdk.http_retry.request import HttpRequest
-from slack_sdk.http_retry.response import HttpResponse
-from slack_sdk.http_retry.state import RetryState
+from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
+from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -36,55 +33,24 @@ from bridge.events import Event, JSONDict
 from bridge.logs import get_logger
 from bridge.metrics import Metrics
 from bridge.notifiers.base import Outcome
+from bridge.notifiers.slack_artifacts import ArtifactTeller
 from bridge.notifiers.slack_digest import digest_message
-from bridge.notifiers.slack_messages import (
-    ROOT_EVENT_TYPE,
-    is_broadcast,
-    root_message,
-    root_metadata,
-    root_tells,
-    thread_reply,
-)
-from bridge.notifiers.webhook import parse_retry_after
+from bridge.notifiers.slack_errors import BoundedRateLimitRetryHandler, classify, error_code
+from bridge.notifiers.slack_messages import is_broadcast, root_message, root_tells, thread_reply
+from bridge.notifiers.slack_people import CreatorDirectory
+from bridge.notifiers.slack_places import Placer, Skip, Wait
+from bridge.notifiers.slack_status import Posted, StatusMessages, updated_at_of
 from bridge.settings import SlackSettings, SlackTarget
-from bridge.store import slack_threads
-from bridge.store.slack_threads import SlackThread, ThreadRow
+from bridge.store import runs as run_store
+from bridge.store import slack_placements
+from bridge.store.slack_placements import THREAD_PLACE, PlannedPlacement, SlackPlacement
 
+__all__ = ["SlackContext", "SlackNotifier", "classify", "error_code"]
 log = get_logger("bridge.notifiers.slack")
 T = TypeVar("T")
 
 API_TIMEOUT = 15  # seconds per Slack call
 RATE_LIMIT_WAIT = 10.0  # the SDK waits out shorter rate limits in place; longer ones go back to the outbox
-MARKER_STALE = timedelta(seconds=120)  # outlasts the slowest post (timeouts, retries); then its poster is gone
-HISTORY_MARGIN = timedelta(minutes=5)  # clock skew between us and Slack when searching history
-HISTORY_PAGES = 10
-RETRYABLE_ERRORS = frozenset(
-    {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
-)
-_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
-_ERROR_CODE = re.compile(r"^[a-z0-9_.]{1,64}$")
-
-
-class BoundedRateLimitRetryHandler(AsyncRateLimitErrorRetryHandler):
-    """The SDK's rate-limit retry, but only for short waits: a long one should not hold a worker."""
-
-    def __init__(self, max_retry_count: int, max_wait: float) -> None:
-        super().__init__(max_retry_count=max_retry_count)
-        self.max_wait = max_wait
-
-    async def _can_retry_async(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        if response is None or response.status_code != 429:
-            return False
-        values = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), [])
-        wait = parse_retry_after(values[0] if values else None, datetime.now(UTC))
-        return wait is None or wait <= self.max_wait
 
 
 @dataclass
@@ -113,16 +79,17 @@ class _KeyedLocks:
 
 
 class SlackContext:
-    """What every Slack target shares: the Web API client, the database, a process identity.
+    """What every Slack target shares: the Web API client, the database, the Oz client, a process identity.
 
     Build it inside the running event loop (it opens an HTTP session) and close it at shutdown.
     """
 
-    def __init__(self, settings: SlackSettings, engine: AsyncEngine, metrics: Metrics) -> None:
+    def __init__(
+        self, settings: SlackSettings, engine: AsyncEngine, metrics: Metrics, oz: AsyncOzAPI | None = None
+    ) -> None:
         if settings.bot_token is None:
             raise ValueError("Slack targets need a bot token (SLACK_BOT_TOKEN)")
-        self.settings, self.engine, self.metrics = settings, engine, metrics
-        # Markers carry it: a marker of this process is a retry of ours, not a peer still posting.
+        self.settings, self.engine, self.metrics, self.oz = settings, engine, metrics, oz
         self.instance_id = uuid.uuid4().hex[:16]
         self.locks = _KeyedLocks()
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=API_TIMEOUT))
@@ -137,9 +104,23 @@ class SlackContext:
             session=self._session,
             retry_handlers=handlers,
         )
+        self.people = CreatorDirectory(self.client, engine, metrics)
+        self.artifacts = ArtifactTeller(self.client, oz, self._session, engine, metrics)
 
     def notifier_for(self, target: SlackTarget) -> SlackNotifier:
-        return SlackNotifier(self, target)
+        return SlackNotifier(self, target.channel)
+
+    def thread_notifier(self) -> SlackNotifier:
+        """The built-in target: runs told in the thread their metadata names."""
+        return SlackNotifier(self, THREAD_PLACE)
+
+    async def redraw(self, run: JSONDict) -> None:
+        """Show ``run`` as it is now in every status message it has (after a cancel, mute or unmute)."""
+        async with self.engine.connect() as conn:
+            placements = await slack_placements.for_run(conn, str(run.get("run_id")))
+        for placement in placements:
+            if placement.is_posted:
+                await SlackNotifier(self, placement.place).redraw(run, placement)
 
     async def transaction(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         async with self.engine.begin() as conn:
@@ -149,44 +130,19 @@ class SlackContext:
         await self._session.close()
 
 
-def error_code(exc: SlackApiError) -> str:
-    """Slack's error code, or the HTTP status; never anything echoing the request."""
-    data = exc.response.data if isinstance(exc.response.data, dict) else {}
-    code = str(data.get("error") or "")
-    return code if _ERROR_CODE.match(code) else f"HTTP {exc.response.status_code}"
-
-
-def classify(exc: SlackApiError) -> Outcome:
-    """Whether a Slack API error is worth retrying; the code goes into the outbox's last_error."""
-    status, code = exc.response.status_code, error_code(exc)
-    detail = f"slack error: {code}"
-    if status == 429 or code in ("ratelimited", "rate_limited"):
-        headers: Any = exc.response.headers or {}
-        value = next((str(v) for k, v in headers.items() if k.lower() == "retry-after"), None)
-        return Outcome.retry(detail, retry_after=parse_retry_after(value, datetime.now(UTC)))
-    if status >= 500 or code in RETRYABLE_ERRORS:
-        return Outcome.retry(detail)
-    return Outcome.permanent(detail)
-
-
-def _updated_at(run: JSONDict) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(str(run.get("updated_at")))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 class SlackNotifier:
-    def __init__(self, context: SlackContext, target: SlackTarget) -> None:
+    def __init__(self, context: SlackContext, place: str) -> None:
         self._context = context
         self._client = context.client
-        self._channel = target.channel
+        self._place = place
+        children_in_thread = context.settings.children == "thread"
+        self._placer = Placer(context.engine, context.people, children_in_thread=children_in_thread, place=place)
+        self._status = StatusMessages(context.client, context.engine, context.instance_id, self._render)
 
     async def send(self, event: Event) -> Outcome:
         try:
-            # Two targets may share a channel: one of them posts the root, the other finds it.
-            async with self._context.locks.hold((event.run_id, self._channel)):
+            # Two targets may share a place: one of them posts the status message, the other finds it.
+            async with self._context.locks.hold((event.run_id, self._place)):
                 return await self._send(event)
         except SlackApiError as exc:
             return classify(exc)
@@ -197,156 +153,118 @@ class SlackNotifier:
     async def close(self) -> None:
         """The client is shared; ``SlackContext.close`` releases it."""
 
+    async def redraw(self, run: JSONDict, placement: SlackPlacement) -> None:
+        """Refresh one status message; Slack errors are the caller's to handle."""
+        async with self._context.locks.hold((placement.run_id, placement.place)):
+            await self._status.refresh(run, placement)
+
+    async def _load(self, run_id: str) -> SlackPlacement | None:
+        async with self._context.engine.connect() as conn:
+            return await slack_placements.load(conn, run_id, self._place)
+
     async def _send(self, event: Event) -> Outcome:
         if event.digest is not None:
             return await self._post_digest(event.digest)
-        row = await self._load(event.run_id)
-        if row is not None and row.thread is not None:
-            return await self._continue_thread(event, row, row.thread)
-        return await self._start_thread(event, row)
+        for _ in range(3):  # another delivery may win a race for the row: go again by its row
+            placement = await self._load(event.run_id)
+            if placement is not None and placement.is_posted:
+                return await self._continue(event, placement)
+            outcome = await self._start(event, placement)
+            if outcome is not None:
+                return outcome
+        return Outcome.retry("slack placement kept changing under this delivery", retry_after=1.0)
 
-    async def _load(self, run_id: str) -> ThreadRow | None:
-        return await self._context.transaction(lambda conn: slack_threads.load(conn, run_id, self._channel))
-
-    # ---- the root ----------------------------------------------------------------------------------
-
-    async def _start_thread(self, event: Event, row: ThreadRow | None) -> Outcome:
-        me, now = self._context.instance_id, datetime.now(UTC)
-        if row is None:
-            channel_id = await self._channel_id(None)
-
-            async def reserve(conn: AsyncConnection) -> bool:
-                return await slack_threads.reserve(
-                    conn, event.run_id, self._channel, channel_id=channel_id, claimed_by=me, event_id=event.id, now=now
-                )
-
-            if await self._context.transaction(reserve):
-                return await self._post_root(event)
-            return await self._send(event)  # another replica got there first: go by its row
-        found = await self._find_root(row, event.run_id)
-        if found is not None:
-            log.info("found the root posted before an interrupted delivery", run_id=event.run_id, ts=found)
-            await self._record_root(event.run_id, *found, shown_updated_at=None)
-            return await self._send(event)
-        age = now - row.created_at
-        if row.claimed_by != me and age < MARKER_STALE:
-            return Outcome.retry("slack root being posted by another delivery", (MARKER_STALE - age).total_seconds())
-
-        async def take_over(conn: AsyncConnection) -> bool:
-            return await slack_threads.take_over(conn, row, claimed_by=me, event_id=event.id, now=now)
-
-        if not await self._context.transaction(take_over):
-            return Outcome.retry("slack root claimed by another delivery", retry_after=1.0)
-        return await self._post_root(event)
-
-    async def _post_root(self, event: Event) -> Outcome:
-        text, blocks = root_message(event.fields)
-        response = await self._client.chat_postMessage(
-            channel=self._channel,
-            text=text,
-            blocks=blocks,
-            metadata=root_metadata(event.run_id),
-            unfurl_links=False,
-            unfurl_media=False,
-        )
-        channel_id, ts = str(response["channel"]), str(response["ts"])
-        await self._record_root(event.run_id, channel_id, ts, shown_updated_at=_updated_at(event.fields))
+    async def _start(self, event: Event, marker: SlackPlacement | None) -> Outcome | None:
+        planned = _planned_from(marker) if marker is not None else await self._placer.plan(event)
+        if isinstance(planned, Skip):
+            return Outcome.done(f"not told here: {planned.reason}")
+        if isinstance(planned, Wait):
+            return Outcome.retry(planned.reason, retry_after=planned.seconds)
+        result = await self._status.start(event, planned, marker)
+        if not isinstance(result, Posted):
+            return None if result == "again" else result
+        await self._redraw_parent(planned.parent_run_id)
+        if not result.for_event:
+            return None  # found again: tell this event as a later one
         if not root_tells(event):
-            return await self._send(event)  # the root shows the run; the reply says why it was posted
-        return Outcome.done(f"root posted ({channel_id} {ts})")
+            posted = await self._load(event.run_id)
+            if posted is not None and posted.is_posted:
+                return await self._reply(event, posted)
+        return Outcome.done(f"status message posted ({self._place})")
 
-    async def _record_root(self, run_id: str, channel_id: str, ts: str, *, shown_updated_at: datetime | None) -> None:
-        async def record(conn: AsyncConnection) -> None:
-            await slack_threads.record_root(
-                conn, run_id, self._channel, channel_id=channel_id, ts=ts, shown_updated_at=shown_updated_at
-            )
+    async def _continue(self, event: Event, placement: SlackPlacement) -> Outcome:
+        updated_at = updated_at_of(event.fields)
+        # A late or replayed event must not roll the status message back to an older state.
+        if placement.shown_updated_at is None or updated_at is None or updated_at > placement.shown_updated_at:
+            if not await self._status.refresh(event.fields, placement):
+                replaced = await self._status.replace(event, placement)
+                return replaced if isinstance(replaced, Outcome) else Outcome.done("status message posted again")
+            if placement.parent_run_id and placement.state != event.fields.get("state"):
+                await self._redraw_parent(placement.parent_run_id)
+        if placement.status_event_id == event.id and root_tells(event):
+            return Outcome.done("the status message already tells this event")
+        return await self._reply(event, placement)
 
-        await self._context.transaction(record)
-
-    async def _channel_id(self, row: ThreadRow | None) -> str | None:
-        if row is not None and row.channel_id:
-            return row.channel_id
-        if _CHANNEL_ID.match(self._channel):
-            return self._channel
-        return await self._context.transaction(lambda conn: slack_threads.known_channel_id(conn, self._channel))
-
-    async def _find_root(self, marker: ThreadRow, run_id: str) -> tuple[str, str] | None:
-        """(channel id, ts) of a root for ``run_id`` posted since ``marker`` was left, if any."""
-        channel_id = await self._channel_id(marker)
-        if channel_id is None:
-            # Without an id (a channel given by name, never posted to) history can't be read.
-            log.warning("cannot search the channel for an earlier root", run_id=run_id, channel=self._channel)
-            return None
-        oldest = f"{(marker.created_at - HISTORY_MARGIN).timestamp():.6f}"
-        cursor: str | None = None
-        for _ in range(HISTORY_PAGES):
-            page = await self._client.conversations_history(
-                channel=channel_id, oldest=oldest, include_all_metadata=True, limit=200, cursor=cursor
-            )
-            for message in page.get("messages") or []:
-                metadata = message.get("metadata") or {}
-                payload = metadata.get("event_payload") or {}
-                if metadata.get("event_type") == ROOT_EVENT_TYPE and payload.get("run_id") == run_id:
-                    return channel_id, str(message["ts"])
-            cursor = (page.get("response_metadata") or {}).get("next_cursor")
-            if not cursor:
-                break
-        return None
-
-    # ---- later events ------------------------------------------------------------------------------
-
-    async def _continue_thread(self, event: Event, row: ThreadRow, thread: SlackThread) -> Outcome:
-        updated_at = _updated_at(event.fields)
-        # A late or replayed event must not roll the root back to an older state.
-        if row.shown_updated_at is None or updated_at is None or updated_at > row.shown_updated_at:
-            if not await self._update_root(event, thread):
-                return await self._replace_root(event, thread)
-            if updated_at is not None:
-                await self._context.transaction(
-                    lambda conn: slack_threads.record_shown(conn, event.run_id, self._channel, updated_at)
-                )
-        if row.root_event_id == event.id and root_tells(event):
-            return Outcome.done("root already tells this event")
+    async def _reply(self, event: Event, placement: SlackPlacement) -> Outcome:
+        assert placement.channel_id is not None and placement.thread_ts is not None
+        if placement.is_muted(datetime.now(UTC)):
+            return Outcome.done("muted: status message updated, no reply")
+        shown = await self._context.artifacts.tell(event, placement)
+        if shown is not None:
+            return shown
         text, blocks = thread_reply(event)
         await self._client.chat_postMessage(
-            channel=thread.channel_id,
-            thread_ts=thread.ts,
+            channel=placement.channel_id,
+            thread_ts=placement.thread_ts,
             text=text,
             blocks=blocks,
             reply_broadcast=is_broadcast(event),
             unfurl_links=False,
             unfurl_media=False,
         )
-        return Outcome.done(f"thread reply ({thread.channel_id} {thread.ts})")
+        return Outcome.done(f"thread reply ({placement.channel_id} {placement.thread_ts})")
 
     async def _post_digest(self, digest: JSONDict) -> Outcome:
-        """A digest is one message in the channel: no root, no thread."""
+        """A digest is one message in the channel: no status message, no thread."""
         text, blocks = digest_message(digest)
         response = await self._client.chat_postMessage(
-            channel=self._channel, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False
+            channel=self._place, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False
         )
         return Outcome.done(f"digest posted ({response['channel']} {response['ts']})")
 
-    async def _update_root(self, event: Event, thread: SlackThread) -> bool:
-        """Show the run's current state in the root; ``False`` when the root was deleted."""
-        text, blocks = root_message(event.fields)
-        try:
-            await self._client.chat_update(
-                channel=thread.channel_id, ts=thread.ts, text=text, blocks=blocks, metadata=root_metadata(event.run_id)
-            )
-        except SlackApiError as exc:
-            if error_code(exc) == "message_not_found":
-                return False
-            raise
-        return True
+    # ---- rendering and the parent's summary --------------------------------------------------------
 
-    async def _replace_root(self, event: Event, thread: SlackThread) -> Outcome:
-        me, now = self._context.instance_id, datetime.now(UTC)
+    async def _render(self, run: JSONDict, placement: SlackPlacement | PlannedPlacement) -> tuple[str, list[Block]]:
+        async with self._context.engine.connect() as conn:
+            children = await slack_placements.children_states(conn, str(run.get("run_id")))
+        muted = isinstance(placement, SlackPlacement) and placement.is_muted(datetime.now(UTC))
+        return root_message(run, children=children, muted=muted)
 
-        async def reset(conn: AsyncConnection) -> bool:
-            return await slack_threads.reset_root(conn, thread, claimed_by=me, event_id=event.id, now=now)
+    async def _redraw_parent(self, parent_run_id: str | None) -> None:
+        """Best effort: the parent's next event redraws its status message anyway."""
+        if parent_run_id is None:
+            return
+        async with self._context.engine.connect() as conn:
+            parent = await run_store.load_run(conn, parent_run_id)
+            homes = await slack_placements.for_run(conn, parent_run_id)
+        for home in homes:
+            if parent is None or not home.is_posted:
+                continue
+            try:
+                async with self._context.locks.hold((parent_run_id, home.place)):
+                    await self._status.refresh(parent, home)
+            except SlackApiError as exc:
+                log.warning("parent status message not redrawn", run_id=parent_run_id, error=error_code(exc))
 
-        if not await self._context.transaction(reset):
-            return Outcome.retry("slack thread changed by another delivery", retry_after=1.0)
-        log.warning("the root message was deleted; posting a new one", run_id=event.run_id, channel=self._channel)
-        return await self._post_root(event)
+
+def _planned_from(marker: SlackPlacement) -> PlannedPlacement:
+    """The plan a marker was left for: a retry posts where the interrupted delivery meant to."""
+    return PlannedPlacement(
+        marker.run_id,
+        marker.place,
+        marker.kind,  # type: ignore[arg-type]
+        marker.channel_id,
+        marker.thread_ts,
+        marker.owns_thread,
+        marker.parent_run_id,
+    )

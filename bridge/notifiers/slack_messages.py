@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -41,6 +43,10 @@ from bridge.schedule import quiet_for, span_text
 
 CANCEL_ACTION_ID = "oz_cancel_run"
 GET_FILES_ACTION_ID = "oz_get_files"
+RETRY_ACTION_ID = "oz_retry_run"
+MUTE_ACTION_ID = "oz_mute_run"
+UNMUTE_ACTION_ID = "oz_unmute_run"
+RETRYABLE_STATES = frozenset({"FAILED", "ERROR"})
 OPEN_SESSION_ACTION_ID = "oz_open_session"  # a link button; Slack still sends its click, to be ignored
 ROOT_EVENT_TYPE = "oz_run"  # message metadata type that marks a root, carrying {"run_id": …}
 BROADCAST_EVENTS = frozenset({"run.failed", "run.errored", "run.blocked"})
@@ -61,6 +67,7 @@ _LOOKS: dict[str, tuple[str, str]] = {
     "BLOCKED": ("✋", "Blocked: waiting for input"),
     "CANCELLED": ("🚫", "Cancelled"),
 }
+_SUMMARY_ORDER = ("SUCCEEDED", "FAILED", "ERROR", "CANCELLED", "BLOCKED", "INPROGRESS", "CLAIMED", "QUEUED")
 _ARTIFACT_LOOKS: dict[str, tuple[str, str]] = {
     "PULL_REQUEST": ("🔀", "Pull request"),
     "PLAN": ("📝", "Plan"),
@@ -210,16 +217,37 @@ def root_metadata(run_id: str) -> Metadata:
     return Metadata(event_type=ROOT_EVENT_TYPE, event_payload={"run_id": run_id})
 
 
-def root_message(run: JSONDict, *, channel_has_files: bool = False) -> tuple[str, list[Block]]:
-    """Fallback text and blocks of the root, showing the run's current state.
+def children_line(states: Mapping[str, str]) -> str | None:
+    """``Sub-runs: 2 ✅ 1 🏃`` from child run id → state; ``None`` without children."""
+    if not states:
+        return None
+    counts = Counter(state_look(clean(state))[0] for state in states.values())
+    # Outcomes first, then what is still going on, as in "Sub-runs: 2 ✅ 1 🏃".
+    order = [_LOOKS[s][0] for s in _SUMMARY_ORDER]
+    ranked = sorted(counts.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order))
+    return "Sub-runs: " + " ".join(f"{count} {emoji}" for emoji, count in ranked)
+
+
+def root_message(
+    run: JSONDict,
+    *,
+    channel_has_files: bool = False,
+    children: Mapping[str, str] | None = None,
+    muted: bool = False,
+) -> tuple[str, list[Block]]:
+    """Fallback text and blocks of the status message, showing the run's current state.
 
     ``Get files`` shows on ended runs when ``channel_has_files`` (the caller knows
-    handoff attachments exist) or the run has FILE artifacts.
+    handoff attachments exist) or the run has FILE artifacts. ``children`` (child
+    run id → state) adds the ``Sub-runs`` line; ``muted`` picks ``Unmute`` over ``Mute``.
     """
     state = clean(run.get("state"))
     emoji, label = state_look(state)
     title, problem = _title(run), _problem(run)
     status = f"{emoji} *{escape(label)}*" + (f"\n{problem}" if problem else "")
+    summary = children_line(children or {})
+    if summary:
+        status += f"\n{summary}"
     blocks: list[Block] = [
         HeaderBlock(text=PlainTextObject(text=truncate(title, HEADER_LIMIT), emoji=False)),
         SectionBlock(text=_mrkdwn(status)),
@@ -233,7 +261,7 @@ def root_message(run: JSONDict, *, channel_has_files: bool = False) -> tuple[str
     links = _links(run)
     if links:
         blocks.append(SectionBlock(text=_mrkdwn("\n".join(links))))
-    buttons = _buttons(run, state, title, channel_has_files or has_files(run))
+    buttons = _buttons(run, state, title, channel_has_files or has_files(run), muted)
     if buttons:
         blocks.append(ActionsBlock(elements=buttons))
     text = f"{emoji} {label}: {escape(title)}" + (f": {problem}" if problem else "")
@@ -261,7 +289,16 @@ def _links(run: JSONDict) -> list[str]:
     return lines
 
 
-def _buttons(run: JSONDict, state: str, title: str, files: bool) -> list[ButtonElement | LinkButtonElement]:
+def is_retryable(run: JSONDict) -> bool:
+    """Failed or errored, and the API did not say a new run would fail the same way."""
+    status = run.get("status_message")
+    retryable = status.get("retryable") if isinstance(status, dict) else None
+    return run.get("state") in RETRYABLE_STATES and retryable is not False
+
+
+def _buttons(
+    run: JSONDict, state: str, title: str, files: bool, muted: bool
+) -> list[ButtonElement | LinkButtonElement]:
     buttons: list[ButtonElement | LinkButtonElement] = []
     session = _safe_url(run.get("session_link"))
     if session:
@@ -272,8 +309,15 @@ def _buttons(run: JSONDict, state: str, title: str, files: bool) -> list[ButtonE
     # The API refuses to cancel some run types (GitHub Action, local): no button that can only fail.
     if state in CANCELLABLE_STATES and run.get("is_run_type_cancellable") is not False:
         buttons.append(_cancel_button(run_id, title))
+    if is_retryable(run):
+        buttons.append(ButtonElement(text="Retry", action_id=RETRY_ACTION_ID, value=run_id, style="primary"))
     if state in TERMINAL_STATES and files:
         buttons.append(ButtonElement(text="Get files", action_id=GET_FILES_ACTION_ID, value=run_id))
+    # Button values are hints only: a click is resolved from the stored placement of its message.
+    if muted:
+        buttons.append(ButtonElement(text="Unmute", action_id=UNMUTE_ACTION_ID, value=run_id))
+    else:
+        buttons.append(ButtonElement(text="Mute", action_id=MUTE_ACTION_ID, value=run_id))
     return buttons
 
 
@@ -296,9 +340,14 @@ def is_broadcast(event: Event) -> bool:
     return event.type in BROADCAST_EVENTS
 
 
+# Shown in full in the thread even when they are the event the status message was posted for.
+_SHOWN_IN_THREAD = frozenset({"artifact.plan", "artifact.screenshot", *TIME_EVENT_TYPES})
+
+
 def root_tells(event: Event) -> bool:
-    """Whether a root posted for ``event`` already says it; an event from the clock also needs its reply."""
-    return event.type not in TIME_EVENT_TYPES
+    """Whether a status message posted for ``event`` already says it all; plans, screenshots and
+    events from the clock also need their reply."""
+    return event.type not in _SHOWN_IN_THREAD
 
 
 def thread_reply(event: Event) -> tuple[str, list[Block]]:

@@ -10,7 +10,9 @@ from typing import Any
 
 from aiohttp import web
 
+from .artifact_api import add_artifact_routes
 from .clock import format_ts
+from .creation import create_from_api
 from .errors import SimError, problem_response
 from .faults import Fault
 from .records import RequestRecord
@@ -71,9 +73,20 @@ async def _handoff_attachments(request: web.Request) -> web.Response:
     return web.json_response(_sim(request).handoff_attachments(request.match_info["run_id"], origin))
 
 
+async def _create_run(request: web.Request) -> web.Response:
+    raw = await request.read()
+    try:
+        body: Any = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        raise SimError(400, "request body is not valid JSON") from None
+    return web.json_response(create_from_api(_sim(request), body))
+
+
 def add_api_routes(app: web.Application, base_path: str) -> None:
     runs = f"{base_path}/agent/runs"
     app.router.add_get(runs, _list_runs)
+    app.router.add_post(runs, _create_run)
+    add_artifact_routes(app, base_path)
     app.router.add_get(runs + "/{run_id}", _retrieve_run)
     app.router.add_post(runs + "/{run_id}/followups", _submit_followup)
     app.router.add_post(runs + "/{run_id}/cancel", _cancel_run)

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from .api import BASE_PATH_KEY, SIM_KEY, add_api_routes, api_middleware
 from .control import add_control_routes
+from .run_knobs import add_run_knob_routes
 from .state import Simulator
 
 __all__ = ["DEFAULT_BASE_PATH", "build_app", "running_simulator"]
@@ -24,6 +25,7 @@ def build_app(sim: Simulator, *, base_path: str = DEFAULT_BASE_PATH) -> web.Appl
     app[BASE_PATH_KEY] = base
     add_api_routes(app, base)
     add_control_routes(app)
+    add_run_knob_routes(app)
     return app
 
 

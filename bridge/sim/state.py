@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from .artifact_api import ArtifactContents
 from .artifacts import make_artifact, make_attachment
 from .clock import Clock, SimClock, format_ts, parse_ts, to_ns
+from .creation import RunCreation
 from .cursor import CursorCodec
 from .errors import SimError
 from .faults import Fault, FaultQueue
@@ -78,6 +80,8 @@ class Simulator:
         secret = secrets.token_bytes(16)
         self._codec = CursorCodec(secret)
         self._links = HandoffLinks(secret)
+        self.artifact_contents = ArtifactContents(secret)
+        self.run_creation = RunCreation()
         self._runs: dict[str, _Run] = {}
         self._followups: list[FollowupRecord] = []
         self._cancels: list[CancelRecord] = []
@@ -91,6 +95,10 @@ class Simulator:
     def create_run(self, **fields: Any) -> dict[str, Any]:
         """Create a run from RunItem fields (missing ones defaulted) and control keys."""
         knobs = {k: fields.pop(k) for k in list(fields) if k in CONTROL_KEYS}
+        parent = self._runs.get(str(fields.get("parent_run_id") or ""))
+        if parent is not None and parent.truth.get("metadata"):
+            # As the API does: the parent's metadata, overridden key by key by the child's own.
+            fields["metadata"] = {**parent.truth["metadata"], **(fields.get("metadata") or {})}
         truth = new_run(jsonable(fields), self.now())
         if truth["run_id"] in self._runs:
             raise ValueError(f"run {truth['run_id']} already exists")
@@ -252,6 +260,8 @@ class Simulator:
         self._cancels.clear()
         self._requests.clear()
         self.faults.clear()
+        self.artifact_contents.clear()
+        self.run_creation.clear()
         if isinstance(self.clock, SimClock):
             self.clock.reset()
 

@@ -1,90 +1,49 @@
-"""Slack threads: which message is the root of which run's thread in which channel.
+"""Slack threads as the inbound side asks for them: "which run does this message belong to?"
 
-One row per (run, channel) — the primary key is what keeps a run to one root
-per channel, even when two targets share that channel. A row whose ``ts`` is
-still null is a marker left *before* posting the root: whoever finds it knows a
-root may already exist in Slack and looks there before posting another.
+A thin view over ``slack_placements`` (see there for the model). ``find_by_root``
+answers for a message that is a run's status message (a button was clicked on
+it) or the top of a thread a run owns (a reply was posted in it).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Row, and_, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bridge.store.tables import slack_threads
-
-_t = slack_threads.c
+from bridge.store import slack_placements
+from bridge.store.slack_placements import PlannedPlacement, SlackPlacement
 
 
 @dataclass(frozen=True)
 class SlackThread:
-    """A posted root: replies with ``thread_ts == ts`` in ``channel_id`` belong to ``run_id``."""
+    """A run's place in Slack: replies with ``thread_ts == ts`` in ``channel_id`` go to its thread."""
 
     run_id: str
-    channel: str  # as the target names it: an id (C0123…) or a name (#alerts)
+    channel: str  # the place: a channel as the target names it (C0123…, #alerts), @creator or @thread
     channel_id: str
-    ts: str
+    ts: str  # the thread's ts (for a root, the root itself)
 
 
-@dataclass(frozen=True)
-class ThreadRow:
-    """The whole row, marker state included, as the notifier needs it."""
-
-    run_id: str
-    channel: str
-    channel_id: str | None
-    ts: str | None
-    created_at: datetime
-    claimed_by: str | None
-    root_event_id: str | None
-    shown_updated_at: datetime | None
-
-    @property
-    def thread(self) -> SlackThread | None:
-        if self.channel_id is None or self.ts is None:
-            return None
-        return SlackThread(self.run_id, self.channel, self.channel_id, self.ts)
-
-
-def _row(row: Row[Any]) -> ThreadRow:
-    return ThreadRow(
-        row.run_id,
-        row.channel,
-        row.channel_id,
-        row.ts,
-        row.created_at,
-        row.claimed_by,
-        row.root_event_id,
-        row.shown_updated_at,
-    )
-
-
-async def load(conn: AsyncConnection, run_id: str, channel: str) -> ThreadRow | None:
-    row = (await conn.execute(select(slack_threads).where(_t.run_id == run_id, _t.channel == channel))).first()
-    return _row(row) if row else None
+def _thread(placement: SlackPlacement | None) -> SlackThread | None:
+    if placement is None or not placement.is_posted:
+        return None
+    assert placement.channel_id is not None and placement.thread_ts is not None
+    return SlackThread(placement.run_id, placement.place, placement.channel_id, placement.thread_ts)
 
 
 async def get(conn: AsyncConnection, run_id: str, channel: str) -> SlackThread | None:
-    """The posted root of ``run_id`` in ``channel``; ``None`` while there is none (or only a marker)."""
-    row = await load(conn, run_id, channel)
-    return row.thread if row else None
+    """Where ``run_id`` is told at ``channel``; ``None`` while there is nothing (or only a marker)."""
+    return _thread(await slack_placements.load(conn, run_id, channel))
 
 
 async def find_by_root(conn: AsyncConnection, channel_id: str, ts: str) -> SlackThread | None:
-    """The bridge thread whose root is message ``ts`` in ``channel_id``, if it is one."""
-    row = (await conn.execute(select(slack_threads).where(_t.channel_id == channel_id, _t.ts == ts))).first()
-    return _row(row).thread if row else None
-
-
-async def known_channel_id(conn: AsyncConnection, channel: str) -> str | None:
-    """The id Slack gave ``channel`` on an earlier post, if any (targets may name channels)."""
-    query = select(_t.channel_id).where(_t.channel == channel, _t.channel_id.is_not(None)).limit(1)
-    return (await conn.execute(query)).scalar_one_or_none()
+    """The run whose status message is ``ts``, else the run owning the thread ``ts`` starts."""
+    found = await slack_placements.by_status_message(conn, channel_id, ts)
+    if found is None:
+        found = await slack_placements.thread_owner(conn, channel_id, ts)
+    return _thread(found)
 
 
 async def reserve(
@@ -97,50 +56,9 @@ async def reserve(
     event_id: str,
     now: datetime,
 ) -> bool:
-    """Leave the "root being posted" marker; ``False`` when a row (marker or root) already exists."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = (
-        dialect.insert(slack_threads)
-        .values(
-            run_id=run_id,
-            channel=channel,
-            channel_id=channel_id,
-            created_at=now,
-            claimed_by=claimed_by,
-            root_event_id=event_id,
-        )
-        .on_conflict_do_nothing(index_elements=["run_id", "channel"])
-    )
-    return (await conn.execute(statement)).rowcount == 1
-
-
-async def take_over(conn: AsyncConnection, marker: ThreadRow, *, claimed_by: str, event_id: str, now: datetime) -> bool:
-    """Claim a marker whose poster is gone; ``False`` when someone else changed it first."""
-    same_claimer = _t.claimed_by.is_(None) if marker.claimed_by is None else _t.claimed_by == marker.claimed_by
-    statement = (
-        update(slack_threads)
-        .where(
-            _t.run_id == marker.run_id,
-            _t.channel == marker.channel,
-            _t.ts.is_(None),
-            _t.created_at == marker.created_at,
-            same_claimer,
-        )
-        .values(claimed_by=claimed_by, created_at=now, root_event_id=event_id)
-    )
-    return (await conn.execute(statement)).rowcount == 1
-
-
-async def reset_root(
-    conn: AsyncConnection, thread: SlackThread, *, claimed_by: str, event_id: str, now: datetime
-) -> bool:
-    """Turn a root that vanished from Slack back into a marker, so a new root can be posted once."""
-    statement = (
-        update(slack_threads)
-        .where(_t.run_id == thread.run_id, _t.channel == thread.channel, _t.ts == thread.ts)
-        .values(ts=None, claimed_by=claimed_by, created_at=now, root_event_id=event_id, shown_updated_at=None)
-    )
-    return (await conn.execute(statement)).rowcount == 1
+    """Leave the marker of a root about to be posted in ``channel``."""
+    planned = PlannedPlacement(run_id, channel, "root", channel_id, None, owns_thread=True)
+    return await slack_placements.reserve(conn, planned, claimed_by=claimed_by, event_id=event_id, now=now)
 
 
 async def record_root(
@@ -152,18 +70,7 @@ async def record_root(
     ts: str,
     shown_updated_at: datetime | None,
 ) -> None:
-    """The root is in Slack: remember where, and which run update it shows."""
-    values = {"channel_id": channel_id, "ts": ts, "shown_updated_at": shown_updated_at}
-    await conn.execute(
-        update(slack_threads).where(_t.run_id == run_id, _t.channel == channel, _t.ts.is_(None)).values(**values)
-    )
-
-
-async def record_shown(conn: AsyncConnection, run_id: str, channel: str, shown_updated_at: datetime) -> None:
-    """The root now shows the run as of ``shown_updated_at`` (never moves back)."""
-    newer = or_(_t.shown_updated_at.is_(None), _t.shown_updated_at < shown_updated_at)
-    await conn.execute(
-        update(slack_threads)
-        .where(and_(_t.run_id == run_id, _t.channel == channel, newer))
-        .values(shown_updated_at=shown_updated_at)
+    """The root is in Slack: it is both the status message and the thread."""
+    await slack_placements.record_status(
+        conn, run_id, channel, channel_id=channel_id, status_ts=ts, shown_updated_at=shown_updated_at, state=None
     )

@@ -96,22 +96,61 @@ outbox = Table(
     Index("ix_outbox_due", "status", "next_attempt_at"),
 )
 
-slack_threads = Table(
-    "slack_threads",
+# Where a run is told in Slack: one row per (run, place). The place is the
+# target's channel as configured, "@creator" (a DM) or "@thread" (the thread the
+# run was started in, from its metadata). A row whose status_ts is still null is a
+# marker left *before* posting the status message: whoever finds it knows one may
+# already exist in Slack and looks there before posting another.
+slack_placements = Table(
+    "slack_placements",
     metadata,
     Column("run_id", String(128), primary_key=True),
-    Column("channel", String(200), primary_key=True),
+    Column("place", String(200), primary_key=True),
+    Column("kind", String(16), nullable=False),  # root, started, parent, dm
     Column("channel_id", String(64), nullable=True),
-    Column("ts", String(64), nullable=True),
+    Column("thread_ts", String(64), nullable=True),
+    Column("status_ts", String(64), nullable=True),
+    # A reply in a thread belongs to the run that owns it; a child told in its
+    # parent's thread is a guest there, reachable through its own status message.
+    Column("owns_thread", Boolean, nullable=False),
+    Column("parent_run_id", String(128), nullable=True),
+    # The run's state as its status message shows it, for its parent's "Sub-runs" line.
+    Column("state", String(32), nullable=True),
+    Column("muted", Boolean, nullable=False),
+    Column("muted_until", UTCDateTime(), nullable=True),  # null while muted = until unmuted
     Column("created_at", UTCDateTime(), nullable=False),
-    # While ts is null the row is a "root being posted" marker: who is posting it
-    # (a process id) and since when (created_at), so a crash is told from a peer at work.
+    # While status_ts is null: who is posting it (a process id) and since when
+    # (created_at), so a crash is told from a peer at work.
     Column("claimed_by", String(64), nullable=True),
-    # The event the root was posted for: its delivery must not also get a thread reply.
-    Column("root_event_id", String(64), nullable=True),
-    # The run's updated_at the root shows, so a late or replayed event never rolls it back.
+    # The event the status message was posted for: its delivery must not also get a reply.
+    Column("status_event_id", String(64), nullable=True),
+    # The run's updated_at the status message shows, so a late event never rolls it back.
     Column("shown_updated_at", UTCDateTime(), nullable=True),
-    Index("ix_slack_threads_ts", "channel_id", "ts"),
+    Index("ix_slack_placements_status", "channel_id", "status_ts"),
+    Index("ix_slack_placements_thread", "channel_id", "thread_ts"),
+    Index("ix_slack_placements_parent", "parent_run_id"),
+)
+
+# Plans posted in run threads: an "Approve plan" click names a message, and this is
+# how the bridge knows which run (and which plan) it belongs to, never from the click.
+slack_plan_messages = Table(
+    "slack_plan_messages",
+    metadata,
+    Column("channel_id", String(64), primary_key=True),
+    Column("ts", String(64), primary_key=True),
+    Column("run_id", String(128), nullable=False),
+    Column("place", String(200), nullable=False),
+    Column("artifact_uid", String(200), nullable=False),
+    Column("posted_at", UTCDateTime(), nullable=False),
+)
+
+# Slack users found by email (DMs to run creators), negative answers included, shared by replicas.
+slack_users = Table(
+    "slack_users",
+    metadata,
+    Column("email", String(320), primary_key=True),
+    Column("user_id", String(64), nullable=True),  # null: Slack has no user with this email
+    Column("checked_at", UTCDateTime(), nullable=False),
 )
 
 # The durable inbox of Slack requests: stored before Slack gets its 200, so a

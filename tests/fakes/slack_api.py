@@ -118,7 +118,16 @@ class FakeSlack:
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
             "apps.connections.open": self._apps_connections_open,
+            "users.lookupByEmail": self._users_lookup_by_email,
+            "users.info": self._users_info,
+            "conversations.open": self._conversations_open,
+            "files.getUploadURLExternal": self._files_get_upload_url_external,
+            "files.completeUploadExternal": self._files_complete_upload_external,
         }
+        self._users: dict[str, Args] = {}  # user id → user object, as users.info returns it
+        self._files: dict[str, Args] = {}  # file id → file object (with its uploaded bytes once POSTed)
+        self._upload_failures: deque[int] = deque()
+        self._file_ids = itertools.count(1)
 
     # ---- lifecycle ---------------------------------------------------------------------------------
 
@@ -131,6 +140,7 @@ class FakeSlack:
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_get("/socket-mode/link", self._socket)
         app.router.add_post("/response-url/{key}", self._response_url)
+        app.router.add_post("/upload/{file_id}", self._upload)
         self._runner = web.AppRunner(app, shutdown_timeout=1)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()
@@ -185,6 +195,38 @@ class FakeSlack:
         """A message from a person, as if typed in Slack (the bridge learns of it by an event, not here)."""
         return self._store(channel_id_for(channel), {"user": user, "text": text}, thread_ts, broadcast=False)
 
+    def add_user(self, user_id: str, email: str, *, name: str = "someone") -> Args:
+        """A workspace member, found by ``users.lookupByEmail`` and ``users.info``."""
+        user = {
+            "id": user_id,
+            "team_id": self.team_id,
+            "name": name,
+            "real_name": name.title(),
+            "deleted": False,
+            "is_bot": False,
+            "profile": {"email": email, "real_name": name.title(), "display_name": name},
+        }
+        self._users[user_id] = user
+        return user
+
+    @staticmethod
+    def dm_channel_for(user_id: str) -> str:
+        """The DM channel id ``conversations.open`` gives for a user (stable, like Slack's)."""
+        return "D" + hashlib.sha1(user_id.encode()).hexdigest()[:10].upper()
+
+    def fail_next_uploads(self, status: int = 500, count: int = 1) -> None:
+        """The next ``count`` POSTs to an upload URL answer ``status``."""
+        self._upload_failures.extend([status] * count)
+
+    def uploaded(self, file_id: str) -> bytes | None:
+        """The bytes POSTed to ``file_id``'s upload URL, if any."""
+        content = self._files.get(file_id, {}).get("content")
+        return content if isinstance(content, bytes) else None
+
+    def shared_files(self, channel: str) -> list[Args]:
+        """Messages of ``channel`` that share files (``files.completeUploadExternal``), oldest first."""
+        return [m for m in self._messages[channel_id_for(channel)] if m.get("files")]
+
     def response_url(self, key: str = "default") -> str:
         """A ``response_url`` as Slack puts in interactivity payloads; POSTs land in ``response_url_posts``."""
         return f"{self.base_url}/response-url/{key}"
@@ -236,6 +278,22 @@ class FakeSlack:
                 await self._notify()
         self._sockets.discard(socket)
         return socket
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        """The upload URL of Slack's external upload flow: takes the raw bytes of one file."""
+        file = self._files.get(request.match_info["file_id"])
+        content = await request.read()
+        if self._upload_failures:
+            return web.Response(status=self._upload_failures.popleft(), text="upload failed")
+        if file is None:
+            return web.Response(status=404, text="unknown upload")
+        # Slack's upload URL takes the file as the body, or as a multipart form field "file".
+        if request.content_type.startswith("multipart/"):
+            form = await request.post() if not content else None
+            field_value = form.get("file") if form is not None else None
+            content = field_value.file.read() if hasattr(field_value, "file") else content
+        file["content"] = content
+        return web.Response(text=f"OK - {len(content)}")
 
     async def _response_url(self, request: web.Request) -> web.Response:
         self.response_url_posts.append(ResponseUrlPost(str(request.url), await request.json()))
@@ -400,6 +458,61 @@ class FakeSlack:
     def _apps_connections_open(self, _args: Args) -> Args:
         ws_url = self.base_url.replace("http://", "ws://", 1)
         return {"ok": True, "url": f"{ws_url}/socket-mode/link?ticket=ticket-{next(self._tickets)}"}
+
+    def _user(self, user_id: Any) -> Args:
+        user = self._users.get(str(user_id or ""))
+        if user is None:
+            raise SlackError("user_not_found")
+        return user
+
+    def _users_lookup_by_email(self, args: Args) -> Args:
+        email = str(args.get("email") or "").strip().lower()
+        if not email:
+            raise SlackError("invalid_email")
+        user = next((u for u in self._users.values() if u["profile"]["email"].lower() == email), None)
+        if user is None:
+            raise SlackError("users_not_found")
+        return {"ok": True, "user": user}
+
+    def _users_info(self, args: Args) -> Args:
+        return {"ok": True, "user": self._user(args.get("user"))}
+
+    def _conversations_open(self, args: Args) -> Args:
+        users = [u for u in str(args.get("users") or "").split(",") if u]
+        if not users:
+            raise SlackError("users_list_not_supplied")
+        if len(users) > 1:
+            raise SlackError("not_enough_users" if len(users) > 8 else "method_not_supported_for_channel_type")
+        channel = self.dm_channel_for(self._user(users[0])["id"])
+        return {"ok": True, "channel": {"id": channel}}
+
+    def _files_get_upload_url_external(self, args: Args) -> Args:
+        filename, length = args.get("filename"), str(args.get("length") or "")
+        if not filename or not length.isdigit() or int(length) <= 0:
+            raise SlackError("invalid_arguments")
+        file_id = f"F{next(self._file_ids):09d}"
+        self._files[file_id] = {"id": file_id, "name": str(filename), "size": int(length)}
+        return {"ok": True, "upload_url": f"{self.base_url}/upload/{file_id}", "file_id": file_id}
+
+    def _files_complete_upload_external(self, args: Args) -> Args:
+        items = args.get("files")
+        if isinstance(items, str):
+            items = json.loads(items)
+        if not isinstance(items, list) or not items:
+            raise SlackError("invalid_arguments")
+        files = []
+        for item in items:
+            file = self._files.get(str(item.get("id")))
+            if file is None or "content" not in file:
+                raise SlackError("file_not_found")
+            file["title"] = item.get("title") or file["name"]
+            files.append({k: v for k, v in file.items() if k != "content"})
+        if args.get("channel_id"):
+            channel = self._channel({"channel": args["channel_id"]})
+            fields = {"user": self.bot_user_id, "bot_id": self.bot_id, "upload": True, "files": files}
+            fields["text"] = str(args.get("initial_comment") or "")
+            self._store(channel, fields, args.get("thread_ts"), broadcast=False)
+        return {"ok": True, "files": [{"id": f["id"], "title": f["title"]} for f in files]}
 
     def _content(self, args: Args, *, required: bool) -> Args:
         """The text/blocks/metadata of a message, checked against Slack's limits."""

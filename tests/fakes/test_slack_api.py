@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
@@ -174,3 +174,39 @@ async def test_app_token_only_opens_connections(fake: FakeSlack, client: AsyncWe
 
 def _auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKEN}"}
+
+
+async def test_files_upload_v2_puts_the_bytes_at_the_upload_url_and_shares_them_in_the_thread(
+    fake: FakeSlack, client: AsyncWebClient
+) -> None:
+    root = await client.chat_postMessage(channel="C0SHOTS01", text="root")
+    done = await client.files_upload_v2(
+        channel="C0SHOTS01", thread_ts=root["ts"], file=b"\x89PNG-bytes", filename="shot.png", title="Shot"
+    )
+    file_id = done["file"]["id"]
+    assert fake.uploaded(file_id) == b"\x89PNG-bytes"
+    [shared] = fake.shared_files("C0SHOTS01")
+    assert shared["thread_ts"] == root["ts"] and shared["files"][0]["id"] == file_id
+    assert [c.method for c in fake.calls][-2:] == ["files.getUploadURLExternal", "files.completeUploadExternal"]
+
+
+async def test_a_failed_upload_url_post_stops_files_upload_v2(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.fail_next_uploads(500)
+    with pytest.raises(SlackRequestError):
+        await client.files_upload_v2(channel="C0SHOTS01", file=b"x", filename="shot.png")
+    assert fake.shared_files("C0SHOTS01") == []
+
+
+async def test_users_are_found_by_email_and_get_a_dm_channel(fake: FakeSlack, client: AsyncWebClient) -> None:
+    fake.add_user("U0ADA0001", "ada@example.com", name="ada")
+    found = await client.users_lookupByEmail(email="Ada@Example.com")
+    assert found["user"]["id"] == "U0ADA0001"
+    assert (await client.users_info(user="U0ADA0001"))["user"]["profile"]["email"] == "ada@example.com"
+    opened = await client.conversations_open(users="U0ADA0001")
+    dm = opened["channel"]["id"]
+    assert dm == fake.dm_channel_for("U0ADA0001") and dm.startswith("D")
+    posted = await client.chat_postMessage(channel=dm, text="hello")
+    assert fake.message(dm, posted["ts"]) is not None
+    with pytest.raises(SlackApiError) as caught:
+        await client.users_lookupByEmail(email="nobody@example.com")
+    assert caught.value.response["error"] == "users_not_found"

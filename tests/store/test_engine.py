@@ -20,8 +20,12 @@ async def test_replicas_starting_together_migrate_one_at_a_time() -> None:
     async with scratch_database() as url:
         engines = [create_engine(url) for _ in range(4)]
         await asyncio.gather(*(migrate(engine) for engine in engines))
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
-        assert await current_revision(engines[0]) == ScriptDirectory.from_config(config).get_current_head()
+        assert await current_revision(engines[0]) == _head()
         for engine in engines:
             await engine.dispose()
+
+
+def _head() -> str | None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(config).get_current_head()
