@@ -36,6 +36,7 @@ done
 VERSION=$(python3 -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' \
   "$ROOT/pyproject.toml")
 REVISION=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git -C "$ROOT" status --porcelain 2>/dev/null)" ]; then REVISION=$REVISION-dirty; fi
 TAG=${TAG:-oz-bridge:$VERSION}
 BASE=$(sed -n 's/^ARG BASE=//p' "$ROOT/Dockerfile" | head -n1)
 [ -n "$BASE" ] || die "the Dockerfile has no 'ARG BASE=' default"
