@@ -3,7 +3,7 @@
 #   scripts/build-image.sh            # Docker where there is one, else buildah (see the README, "Deploying")
 #   docker run --rm IMAGE demo        # no credentials, config or volume needed
 #
-# Two stages: "build" makes the wheel and a virtualenv holding it and its dependencies; the runtime
+# The "build" stage makes the wheel and a virtualenv holding it and its dependencies; the final
 # stage is the base image plus Debian's Python and that virtualenv, nothing else: no compiler, no
 # pip, no build cache, no tests.
 
@@ -11,31 +11,33 @@
 # reproduces exactly; pin it by digest for reproducible builds: --build-arg BASE=debian:bookworm-slim@sha256:…
 ARG BASE=debian:bookworm-slim
 
-FROM ${BASE} AS build
+FROM ${BASE} AS python
 # Package versions float with Debian's point releases on purpose: the archive keeps only the newest,
 # so a pinned version stops installing at the next security update; pin the BASE digest instead.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv \
-    && rm -rf /var/lib/apt/lists/*
+    && rm -rf /var/lib/apt/lists/* \
+    && python3 -m venv /opt/build-tools \
+    && python3 -m venv --without-pip /opt/oz-bridge
+
+# The dependency list alone, so that only a change to it installs the dependencies again.
+FROM python AS requirements
+COPY pyproject.toml /tmp/
+RUN python3 -c 'import tomllib; print("\n".join(tomllib.load(open("/tmp/pyproject.toml", "rb"))["project"]["dependencies"]))' \
+    > /tmp/requirements.txt
+
+FROM python AS build
 # Optional, for the build only: a private index, or a pip.conf mounted into the build (with buildah,
 # scripts/build-image.sh mounts one when this machine's pip needs a CA bundle or an index of its own).
 ARG PIP_INDEX_URL
 ARG PIP_CONFIG_FILE
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN python3 -m venv /opt/build-tools \
-    && python3 -m venv --without-pip /opt/oz-bridge
-WORKDIR /src
-
-# Dependencies first, from pyproject.toml alone, so a code change reuses this layer.
-COPY pyproject.toml ./
-RUN python3 -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
-        > /tmp/requirements.txt \
-    && /opt/build-tools/bin/pip --python /opt/oz-bridge/bin/python install --no-cache-dir -r /tmp/requirements.txt
-
-COPY README.md ./
-COPY bridge ./bridge
-RUN /opt/build-tools/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /tmp/dist . \
+COPY --from=requirements /tmp/requirements.txt /tmp/requirements.txt
+RUN /opt/build-tools/bin/pip --python /opt/oz-bridge/bin/python install --no-cache-dir -r /tmp/requirements.txt
+# The build context is pyproject.toml, README.md and bridge/ (see .dockerignore).
+COPY . /src/
+RUN /opt/build-tools/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /tmp/dist /src \
     && /opt/build-tools/bin/pip --python /opt/oz-bridge/bin/python install --no-cache-dir --no-deps /tmp/dist/oz_bridge-*.whl
 
 

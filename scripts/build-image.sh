@@ -132,6 +132,22 @@ pip_build_config() {
   echo "--build-arg=PIP_CONFIG_FILE=/mnt/pip.conf"
 }
 
+# With vfs every cached step is a full copy of the file system, so the cache of earlier builds is
+# dropped once a build succeeds: the untagged images this build did not use or make (its log names
+# each one it did) go.
+forget_stale_layers() {
+  local log=$1 id used kept=()
+  mapfile -t kept < <(grep -oE '^--> (Using cache )?[0-9a-f]{11,64}' "$log" | grep -oE '[0-9a-f]{11,64}$')
+  # Newest first, so that children go before the images they were built on.
+  bah images --all --no-trunc --format '{{.ID}} {{.Name}}' | while read -r id name; do
+    [ "$name" = "<none>" ] || continue
+    id=${id#sha256:}
+    used=no
+    for k in "${kept[@]}"; do case "$id" in "$k"*) used=yes; break ;; esac; done
+    if [ "$used" = no ]; then bah rmi "$id" >/dev/null 2>&1 || true; fi
+  done
+}
+
 case "$ENGINE" in
   docker)
     docker build "${CACHE_FLAGS[@]}" "${BUILD_ARGS[@]}" --tag "$TAG" "$ROOT" >&2
@@ -142,9 +158,12 @@ case "$ENGINE" in
     elif [ -z "$(bah images --quiet "$(qualified "$BASE")" 2>/dev/null)" ]; then bootstrap_base "$BASE"
     fi
     mapfile -t MOUNTS < <(pip_build_config)
+    log=$(mktemp)
     bah build "${CACHE_FLAGS[@]}" "${BUILD_ARGS[@]}" "${PULL_FLAG[@]}" "${MOUNTS[@]}" \
       --isolation chroot --format docker --layers \
-      --tag "$TAG" --file "$ROOT/Dockerfile" "$ROOT" >&2
+      --tag "$TAG" --file "$ROOT/Dockerfile" "$ROOT" | tee "$log" >&2
+    forget_stale_layers "$log"
+    rm -f "$log"
     ;;
   *) die "unknown engine '$ENGINE' (docker or buildah)" ;;
 esac
