@@ -42,15 +42,6 @@ RUN /opt/build-tools/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /tmp/dis
 
 
 FROM ${BASE}
-ARG VERSION=0.1.0
-ARG REVISION=unknown
-ARG SOURCE=https://github.com/oz-bridge/oz-bridge
-LABEL org.opencontainers.image.title="oz-bridge" \
-      org.opencontainers.image.description="Connects Warp's Oz cloud agents to Slack and signed webhooks." \
-      org.opencontainers.image.source="${SOURCE}" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.licenses="Apache-2.0"
 
 # python3 runs the virtualenv; ca-certificates verifies Oz, Slack and webhook receivers over TLS;
 # tzdata gives digests their IANA zones. Versions float with the base (see the build stage).
@@ -84,3 +75,14 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 
 ENTRYPOINT ["oz-bridge"]
 CMD ["run"]
+
+# Last, so that a new revision changes only the metadata, never a cached layer.
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG SOURCE=https://github.com/oz-bridge/oz-bridge
+LABEL org.opencontainers.image.title="oz-bridge" \
+      org.opencontainers.image.description="Connects Warp's Oz cloud agents to Slack and signed webhooks." \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="Apache-2.0"
