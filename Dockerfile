@@ -77,9 +77,7 @@ ENTRYPOINT ["oz-bridge"]
 CMD ["run"]
 
 # Last, so that a new revision changes only the metadata, never a cached layer.
-ARG VERSION=0.1.0
-ARG REVISION=unknown
-ARG SOURCE=https://github.com/oz-bridge/oz-bridge
+ARG VERSION=0.1.0 REVISION=unknown SOURCE=https://github.com/oz-bridge/oz-bridge
 LABEL org.opencontainers.image.title="oz-bridge" \
       org.opencontainers.image.description="Connects Warp's Oz cloud agents to Slack and signed webhooks." \
       org.opencontainers.image.source="${SOURCE}" \
