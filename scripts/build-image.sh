@@ -150,6 +150,9 @@ forget_stale_layers() {
 
 case "$ENGINE" in
   docker)
+    # Docker mounts nothing into a build; a mirror this machine's pip uses still applies.
+    index=${PIP_INDEX_URL:-$(python3 -m pip config get global.index-url 2>/dev/null || true)}
+    case "$index" in http://*|https://*) BUILD_ARGS+=(--build-arg "PIP_INDEX_URL=$index") ;; esac
     docker build "${CACHE_FLAGS[@]}" "${BUILD_ARGS[@]}" --tag "$TAG" "$ROOT" >&2
     ;;
   buildah)
