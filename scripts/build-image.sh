@@ -33,8 +33,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-VERSION=$(python3 -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' \
-  "$ROOT/pyproject.toml")
+VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT/pyproject.toml" | head -n1)
+[ -n "$VERSION" ] || die "no version = \"…\" in pyproject.toml"
 REVISION=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git -C "$ROOT" status --porcelain 2>/dev/null)" ]; then REVISION=$REVISION-dirty; fi
 TAG=${TAG:-oz-bridge:$VERSION}
