@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from bridge.store.engine import async_url, create_engine, current_revision, migrate
+from alembic.script import ScriptDirectory
+
+from bridge.store.engine import MIGRATIONS, async_url, create_engine, current_revision, migrate
 from tests.pg import scratch_database
 
 
@@ -17,6 +19,6 @@ async def test_replicas_starting_together_migrate_one_at_a_time() -> None:
     async with scratch_database() as url:
         engines = [create_engine(url) for _ in range(4)]
         await asyncio.gather(*(migrate(engine) for engine in engines))
-        assert await current_revision(engines[0]) == "0001"
+        assert await current_revision(engines[0]) == ScriptDirectory(str(MIGRATIONS)).get_current_head()
         for engine in engines:
             await engine.dispose()
