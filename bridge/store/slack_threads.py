@@ -8,6 +8,7 @@ root may already exist in Slack and looks there before posting another.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -79,6 +80,31 @@ async def find_by_root(conn: AsyncConnection, channel_id: str, ts: str) -> Slack
     """The bridge thread whose root is message ``ts`` in ``channel_id``, if it is one."""
     row = (await conn.execute(select(slack_threads).where(_t.channel_id == channel_id, _t.ts == ts))).first()
     return _row(row).thread if row else None
+
+
+@dataclass(frozen=True)
+class RootLookup:
+    """Which of the asked (channel id, ts) pairs are roots, and where a root may be about to appear."""
+
+    roots: dict[tuple[str, str], str]  # (channel id, ts) → run id
+    marker_channels: frozenset[str | None]  # channel ids of recent markers; None: a channel not known by id
+
+
+async def lookup_roots(conn: AsyncConnection, pairs: Sequence[tuple[str, str]], markers_since: datetime) -> RootLookup:
+    """The roots among ``pairs``, and the channels of markers left since ``markers_since``.
+
+    A root is always either recorded or announced by a marker before it is posted,
+    so a pair that is neither is no bridge thread, now or later.
+    """
+    roots: dict[tuple[str, str], str] = {}
+    if pairs:
+        wanted = or_(*(and_(_t.channel_id == channel, _t.ts == ts) for channel, ts in pairs))
+        for row in await conn.execute(select(_t.channel_id, _t.ts, _t.run_id).where(wanted)):
+            roots[(str(row.channel_id), str(row.ts))] = str(row.run_id)
+    channels = sorted({channel for channel, _ in pairs})
+    in_channels = or_(_t.channel_id.is_(None), _t.channel_id.in_(channels))
+    markers = select(_t.channel_id).where(_t.ts.is_(None), in_channels, _t.created_at >= markers_since).distinct()
+    return RootLookup(roots, frozenset((await conn.execute(markers)).scalars()))
 
 
 async def known_channel_id(conn: AsyncConnection, channel: str) -> str | None:
