@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from aiohttp import web
 
 Readiness = Callable[[], Awaitable[tuple[bool, dict[str, object]]]]
 MetricsRender = Callable[[], Awaitable[bytes]]
 MAX_BODY = 1024 * 1024
+# How the HTTP server must be run. aiohttp decodes a Content-Encoding before any
+# handler sees the body; Slack signs the bytes it sends, so handlers get them as
+# received. (The other endpoints take no body.)
+SERVER_OPTIONS: dict[str, Any] = {"auto_decompress": False}
+
+
+def make_runner(app: web.Application) -> web.AppRunner:
+    return web.AppRunner(app, access_log=None, handle_signals=False, **SERVER_OPTIONS)
 
 
 async def healthz(_request: web.Request) -> web.Response:

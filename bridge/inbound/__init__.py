@@ -1,7 +1,9 @@
 """Inbound Slack: thread replies become follow-ups, buttons cancel runs or fetch files.
 
-verify → parse → store in the inbox (dedupe by event id) → answer Slack →
-the worker ignores bots and foreign threads, acts on Oz once, tells Slack.
+verify → parse into a typed request → drop what cannot concern the bridge
+(bots, edits, foreign threads: no database write) → store in the inbox, many
+requests per transaction (dedupe by event id) → answer Slack → the worker
+finds the run from the bridge's own records, acts on Oz once, tells Slack.
 HTTP (``POST /slack/events``) and Socket Mode feed the same inbox.
 """
 
@@ -23,6 +25,7 @@ from bridge.inbound.inbox import Intake
 from bridge.inbound.outcome import InboxHandler
 from bridge.inbound.replies import ReplyHandler
 from bridge.inbound.socket import SocketModeInbound
+from bridge.inbound.threads import ThreadDirectory
 from bridge.inbound.verify import RequestVerifier
 from bridge.inbound.worker import InboxWorker, WorkerSettings
 from bridge.logs import get_logger
@@ -94,11 +97,12 @@ def build_inbound(
     feedback = SlackFeedback(slack)
     access = AccessPolicy.of(slack_settings.allowed_users, slack_settings.allowed_channels)
     handlers: dict[str, InboxHandler] = {}
-    reply_handler = ReplyHandler(engine, oz, feedback, BotIdentity(slack), access, metrics)
+    directory = ThreadDirectory(engine)
+    reply_handler = ReplyHandler(directory, oz, feedback, BotIdentity(slack), access, metrics)
     handlers["message"] = handlers["app_mention"] = reply_handler
     handlers["block_actions"] = ButtonHandler(engine, oz, feedback, access, metrics)
     worker = InboxWorker(engine, handlers, worker_settings)
-    intake = Intake(engine, metrics, on_stored=worker.wake)
+    intake = Intake(engine, directory, metrics, on_stored=worker.wake)
     endpoint = None
     if slack_settings.signing_secret is not None:
         verifier = RequestVerifier(slack_settings.signing_secret.get_secret_value())

@@ -135,6 +135,9 @@ class InboxWorker:
         self._last_purge = now
         async with self._engine.begin() as conn:
             await inbox.purge_finished(conn, now - timedelta(seconds=self._settings.keep_finished))
+            repaired = await inbox.repair_heads(conn)
+        if repaired:
+            log.warning("inbox queues had lost their head; repaired", queues=repaired)
 
     async def process(self, row: InboxRow) -> None:
         """Take one claimed row as far as it goes; never raises."""
@@ -153,8 +156,9 @@ class InboxWorker:
         try:
             if outcome is None:
                 outcome = await handler.act(row)
-                async with self._engine.begin() as conn:
-                    await inbox.record_outcome(conn, row.event_id, outcome.to_json())
+                if outcome.result != "ignored":  # nothing was done, so there is nothing to remember
+                    async with self._engine.begin() as conn:
+                        await inbox.record_outcome(conn, row.event_id, outcome.to_json())
             await handler.tell(row, outcome)
         except Transient as exc:
             await self._retry_or_give_up(row, handler, exc, acted=outcome is not None)
@@ -177,7 +181,12 @@ class InboxWorker:
         if retry_at <= row.received_at + timedelta(seconds=self._settings.max_age):
             async with self._engine.begin() as conn:
                 await inbox.mark_retry(conn, row.event_id, retry_at, exc.reason)
-            log.warning("inbox row will be retried", inbox_event_id=row.event_id, reason=exc.reason, retry_at=retry_at)
+            log.warning(
+                "inbox row will be retried",
+                inbox_event_id=row.event_id,
+                reason=exc.reason,
+                retry_at=retry_at.isoformat(),
+            )
             return
         if not acted:
             await self._tell_giving_up(row, handler, exc.reason)
