@@ -165,3 +165,23 @@ async def test_no_secret_reaches_the_logs(make_harness: HarnessFactory) -> None:
     logged = stream.getvalue()
     assert "inbox row done" in logged
     assert SIGNING_SECRET not in logged and BOT_TOKEN not in logged
+
+
+async def test_malformed_http_is_a_400_and_a_warning_not_an_error_with_a_traceback(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = json.dumps(event_body({"type": "message"})).encode()
+    signature = "".join(f"{k}: {v}\r\n" for k, v in sign(body).items()).encode()
+    raw = (
+        b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + signature
+        + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n" + body + b"\r\n0\r\n\r\n"
+    )  # fmt: skip
+    reader, writer = await asyncio.open_connection(harness.client.host, harness.client.port)
+    with caplog.at_level(logging.DEBUG):
+        writer.write(raw)
+        status_line = await reader.readline()
+        writer.close()
+        await asyncio.sleep(0.05)
+    assert status_line.split()[1] == b"400"
+    server = [record for record in caplog.records if record.name.startswith("aiohttp.server")]
+    assert server and all(r.levelno == logging.WARNING and r.exc_info is None for r in server)
