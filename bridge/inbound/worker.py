@@ -86,8 +86,9 @@ class InboxWorker:
 
     async def run(self) -> None:
         while not self._stopping.is_set():
-            await self.run_once()
+            # Cleared before looking, so a wake-up that comes while we look is not lost.
             self._wake.clear()
+            await self.run_once()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._settings.check_interval)
 
