@@ -91,16 +91,19 @@ class SlackFeedback:
             await self.ephemeral(channel, user, text)
 
     async def _respond(self, response_url: str, text: str) -> bool:
+        """True when the answer went out by ``response_url``; else the caller posts an ephemeral."""
         webhook = AsyncWebhookClient(response_url, timeout=10)
         try:
             response = await slack_call(webhook.send(text=text, response_type="ephemeral", replace_original=False))
         except SlackRefused:
             return False
+        except Transient as exc:
+            # chat.postEphemeral reaches the clicker now; retrying the URL would hold a worker for nothing.
+            log.warning("response_url unreachable; answering with an ephemeral message", reason=exc.reason)
+            return False
         if response.status_code == 200:
             return True
-        if response.status_code == 429 or response.status_code >= 500:
-            raise Transient(f"response_url answered {response.status_code}")
-        # An expired or used-up response_url: fall back to chat.postEphemeral.
+        # An expired or used-up response_url, or Slack's hooks failing: chat.postEphemeral instead.
         if response.status_code not in _RESPONSE_URL_GONE:
             log.warning("response_url refused the answer", status=response.status_code)
         return False

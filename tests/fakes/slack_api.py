@@ -104,6 +104,7 @@ class FakeSlack:
         self._channel_errors: dict[str, str] = {}
         self._failures: dict[str, deque[tuple[str, int]]] = defaultdict(deque)
         self._rate_limits: dict[str, deque[int]] = defaultdict(deque)
+        self._response_url_failures: dict[str, int] = {}
         self._sockets: set[web.WebSocketResponse] = set()
         self._changed = asyncio.Condition()
         self._last_ts = 0.0
@@ -185,6 +186,10 @@ class FakeSlack:
         """A message from a person, as if typed in Slack (the bridge learns of it by an event, not here)."""
         return self._store(channel_id_for(channel), {"user": user, "text": text}, thread_ts, broadcast=False)
 
+    def fail_response_url(self, key: str, status: int = 500) -> None:
+        """The next POST to ``response_url(key)`` answers ``status`` (it is still recorded)."""
+        self._response_url_failures[key] = status
+
     def response_url(self, key: str = "default") -> str:
         """A ``response_url`` as Slack puts in interactivity payloads; POSTs land in ``response_url_posts``."""
         return f"{self.base_url}/response-url/{key}"
@@ -239,6 +244,9 @@ class FakeSlack:
 
     async def _response_url(self, request: web.Request) -> web.Response:
         self.response_url_posts.append(ResponseUrlPost(str(request.url), await request.json()))
+        status = self._response_url_failures.pop(request.match_info["key"], None)
+        if status is not None:
+            return web.Response(status=status, text="internal_error")
         return web.json_response({"ok": True})
 
     # ---- Web API dispatch --------------------------------------------------------------------------
