@@ -75,12 +75,16 @@ class Intake:
             answer = await self._directory.whose(concern.channel, concern.thread_ts)
             if answer.whose == "foreign":
                 return self._ignored("foreign_thread")
-        stored = await self._writer.submit(entry_for(request))
+        return "stored" if await self.store(entry_for(request)) else "duplicate"
+
+    async def store(self, entry: NewInboxEntry) -> bool:
+        """Write ``entry`` with whatever else arrives meanwhile; True once committed, False for a duplicate."""
+        stored = await self._writer.submit(entry)
         if isinstance(stored, Exception):
             raise stored
         if stored:
             self._on_stored()
-        return "stored" if stored else "duplicate"
+        return stored
 
     def _ignored(self, reason: str) -> Receipt:
         self._metrics.slack_ignored.labels(reason).inc()
