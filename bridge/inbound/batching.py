@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 T = TypeVar("T")
 R = TypeVar("R")
+Write = Callable[[AsyncConnection], Awaitable[R]]
 
 
 class Batcher(Generic[T, R]):
@@ -49,3 +53,44 @@ class Batcher(Generic[T, R]):
             for (_, future), result in zip(batch, results, strict=True):
                 if not future.done():  # a caller that gave up (client gone) no longer waits
                     future.set_result(result)
+
+
+class _Failed:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+class GroupCommit:
+    """Database writes of many tasks in shared transactions, one transaction at a time.
+
+    On SQLite every write queues for the one connection, so a write that joins the
+    next transaction waits less than one that waits for its own; on PostgreSQL it
+    saves a commit per write. A write the database refuses is retried alone, so it
+    fails only its own caller.
+    """
+
+    def __init__(self, engine: AsyncEngine, max_size: int = 256) -> None:
+        self._engine = engine
+        self._batcher: Batcher[Write[Any], Any] = Batcher(self._commit, max_size=max_size)
+
+    async def run(self, write: Write[R]) -> R:
+        result = await self._batcher.submit(write)
+        if isinstance(result, _Failed):
+            raise result.error
+        return cast(R, result)
+
+    async def _commit(self, writes: list[Write[Any]]) -> list[Any]:
+        try:
+            async with self._engine.begin() as conn:
+                return [await write(conn) for write in writes]
+        except DBAPIError as exc:
+            if len(writes) == 1 or exc.connection_invalidated:
+                raise
+        return [await self._alone(write) for write in writes]
+
+    async def _alone(self, write: Write[Any]) -> Any:
+        try:
+            async with self._engine.begin() as conn:
+                return await write(conn)
+        except DBAPIError as exc:
+            return _Failed(exc)

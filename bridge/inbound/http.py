@@ -15,6 +15,7 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.inbound.inbox import Intake
+from bridge.inbound.priority import AnswersFirst
 from bridge.inbound.request import MalformedRequest, UrlVerification, parse_http
 from bridge.inbound.verify import RequestVerifier
 from bridge.logs import get_logger
@@ -55,15 +56,22 @@ def content_coding(request: web.Request) -> str:
 
 
 class SlackEventsEndpoint:
-    def __init__(self, verifier: RequestVerifier, intake: Intake, metrics: Metrics) -> None:
+    def __init__(
+        self, verifier: RequestVerifier, intake: Intake, metrics: Metrics, priority: AnswersFirst | None = None
+    ) -> None:
         self._verifier = verifier
         self._intake = intake
         self._metrics = metrics
+        self._priority = priority or AnswersFirst()
 
     def route(self) -> web.RouteDef:
         return web.post(PATH, self.handle)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        with self._priority.answering():
+            return await self._answer(request)
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         try:
             body = await read_body(request)
         except BodyTooLarge:

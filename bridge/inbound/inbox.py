@@ -17,10 +17,9 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.inbound import actions, replies
-from bridge.inbound.batching import Batcher
+from bridge.inbound.batching import Batcher, GroupCommit
 from bridge.inbound.prefilter import Drop, InThread, concern_of
 from bridge.inbound.request import ButtonClick, SlackMessage, SlackRequest, UnusableRequest
 from bridge.inbound.threads import ThreadDirectory
@@ -43,13 +42,13 @@ def entry_for(request: SlackMessage | ButtonClick) -> NewInboxEntry:
 class Intake:
     def __init__(
         self,
-        engine: AsyncEngine,
+        writes: GroupCommit,
         directory: ThreadDirectory,
         metrics: Metrics,
         on_stored: Callable[[], None],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._engine = engine
+        self._writes = writes
         self._directory = directory
         self._metrics = metrics
         self._on_stored = on_stored
@@ -91,9 +90,9 @@ class Intake:
         return "ignored"
 
     async def _write(self, batch: list[NewInboxEntry]) -> Sequence[bool | Exception]:
+        now = self._clock()
         try:
-            async with self._engine.begin() as conn:
-                return await inbox.store_many(conn, batch, self._clock())
+            return await self._writes.run(lambda conn: inbox.store_many(conn, batch, now))
         except DBAPIError as exc:
             if len(batch) == 1 or exc.connection_invalidated:
                 raise
@@ -101,9 +100,9 @@ class Intake:
         return [await self._write_alone(item) for item in batch]
 
     async def _write_alone(self, entry: NewInboxEntry) -> bool | Exception:
+        now = self._clock()
         try:
-            async with self._engine.begin() as conn:
-                stored = await inbox.store(conn, entry, self._clock())
+            stored = await self._writes.run(lambda conn: inbox.store(conn, entry, now))
         except DBAPIError as exc:
             log.error("the database refused an inbox row", inbox_event_id=entry.event_id, error=type(exc).__name__)
             return exc

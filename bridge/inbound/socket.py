@@ -22,6 +22,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.inbound.inbox import Intake
+from bridge.inbound.priority import AnswersFirst
 from bridge.inbound.request import MalformedRequest, parse_socket
 from bridge.logs import get_logger
 
@@ -86,12 +87,14 @@ class SocketModeInbound:
         web_client: AsyncWebClient,
         intake: Intake,
         *,
+        priority: AnswersFirst | None = None,
         ping_interval: float = 5.0,
         watchdog_interval: float = 15.0,
     ) -> None:
         self._app_token = app_token
         self._web_client = web_client
         self._intake = intake
+        self._priority = priority or AnswersFirst()
         self._ping_interval = ping_interval
         self._watchdog_interval = watchdog_interval
         self.client: SocketModeClient | None = None
@@ -131,6 +134,10 @@ class SocketModeInbound:
             await self.client.close()  # type: ignore[no-untyped-call]
 
     async def on_request(self, client: AsyncBaseSocketModeClient, envelope: SocketModeRequest) -> None:
+        with self._priority.answering():
+            await self._answer(client, envelope)
+
+    async def _answer(self, client: AsyncBaseSocketModeClient, envelope: SocketModeRequest) -> None:
         try:
             request = parse_socket(envelope)
         except MalformedRequest as exc:

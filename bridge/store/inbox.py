@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, text, true, update
+from sqlalchemy import JSON, BindParameter, and_, bindparam, delete, func, or_, select, text, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
@@ -30,6 +30,88 @@ PENDING, DONE, FAILED = "pending", "done", "failed"
 _t = inbound_events.c
 _QUEUE_LOCK_SPACE = 0x6F7A  # advisory lock key space of inbox queues (PostgreSQL)
 JSONDict = dict[str, Any]
+
+
+def _p(name: str, **kwargs: Any) -> BindParameter[Any]:
+    return bindparam(f"p_{name}", **kwargs)
+
+
+# The statements of the hot path, built once: building and cache-keying a statement per call
+# cost more than running it. Parameters are named p_… (column names are taken in SET clauses).
+_INSERT = {
+    name: dialect.insert(inbound_events).on_conflict_do_nothing().returning(inbound_events.c.event_id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+_pending_head = inbound_events.alias("pending_head")
+_MAKE_HEADS = (
+    update(inbound_events)
+    .where(
+        inbound_events.c.event_id.in_(_p("ids", expanding=True)),
+        ~select(_pending_head.c.event_id)
+        .where(
+            _pending_head.c.queue_key == inbound_events.c.queue_key,
+            _pending_head.c.status == PENDING,
+            _pending_head.c.head == true(),
+        )
+        .exists(),
+    )
+    .values(head=True)
+)
+_CLAIMABLE = or_(inbound_events.c.claimed_until.is_(None), inbound_events.c.claimed_until < _p("now"))
+_DUE_HEADS = (
+    select(inbound_events)
+    .where(
+        inbound_events.c.head == true(),
+        inbound_events.c.status == PENDING,
+        inbound_events.c.next_attempt_at <= _p("now"),
+        _CLAIMABLE,
+    )
+    .order_by(inbound_events.c.next_attempt_at, inbound_events.c.event_id)
+    .limit(_p("limit"))
+)
+# Another replica's claim skips the rows this one holds, and the other way round.
+_DUE_HEADS_LOCKED = _DUE_HEADS.with_for_update(skip_locked=True)
+_CLAIM = (
+    update(inbound_events)
+    .where(inbound_events.c.event_id.in_(_p("ids", expanding=True)))
+    .values(claimed_by=_p("holder"), claimed_until=_p("until"))
+)
+_RECORD_OUTCOME = (
+    update(inbound_events).where(inbound_events.c.event_id == _p("event_id")).values(outcome=_p("outcome", type_=JSON))
+)
+_FINISH = (
+    update(inbound_events)
+    .where(inbound_events.c.event_id == _p("event_id"))
+    .values(
+        status=_p("status"),
+        processed_at=_p("now"),
+        attempts=inbound_events.c.attempts + 1,
+        last_error=_p("error"),
+        claimed_by=None,
+        claimed_until=None,
+        head=False,
+    )
+    .returning(inbound_events.c.queue_key)
+)
+_OLDEST_PENDING = (
+    select(inbound_events.c.event_id)
+    .where(inbound_events.c.queue_key == _p("queue"), inbound_events.c.status == PENDING)
+    .order_by(inbound_events.c.received_at, inbound_events.c.event_id)
+    .limit(1)
+    .scalar_subquery()
+)
+_PROMOTE = update(inbound_events).where(inbound_events.c.event_id == _OLDEST_PENDING).values(head=True)
+_RETRY = (
+    update(inbound_events)
+    .where(inbound_events.c.event_id == _p("event_id"))
+    .values(
+        attempts=inbound_events.c.attempts + 1,
+        next_attempt_at=_p("at"),
+        last_error=_p("error"),
+        claimed_by=None,
+        claimed_until=None,
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -91,21 +173,18 @@ async def store_many(conn: AsyncConnection, entries: Sequence[NewInboxEntry], no
         return [False] * len(entries)
     queues = sorted({key for i in fresh if (key := entries[i].queue_key) is not None})
     await _lock_queues(conn, queues)
-    busy = await _busy_queues(conn, queues)
     # received_at is when the row entered the inbox; a microsecond apart keeps the batch's order.
     rows = [_values(entries[i], now + timedelta(microseconds=n)) for n, i in enumerate(fresh)]
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     # No conflict target: a clash on the primary key or on dedupe_key is the same "seen it".
-    statement = dialect.insert(inbound_events).on_conflict_do_nothing().returning(inbound_events.c.event_id)
-    inserted = set((await conn.execute(statement, rows)).scalars())
-    heads: list[str] = []
+    inserted = set((await conn.execute(_INSERT[conn.dialect.name], rows)).scalars())
+    # The first new row of each queue becomes its head unless the queue already has one.
+    firsts: dict[str, str] = {}
     for i in fresh:
         entry = entries[i]
-        if entry.event_id in inserted and entry.queue_key is not None and entry.queue_key not in busy:
-            busy.add(entry.queue_key)
-            heads.append(entry.event_id)
-    if heads:
-        await conn.execute(update(inbound_events).where(_t.event_id.in_(heads)).values(head=True))
+        if entry.event_id in inserted and entry.queue_key is not None:
+            firsts.setdefault(entry.queue_key, entry.event_id)
+    if firsts:
+        await conn.execute(_MAKE_HEADS, {"p_ids": list(firsts.values())})
     fresh_set = set(fresh)
     return [i in fresh_set and entry.event_id in inserted for i, entry in enumerate(entries)]
 
@@ -154,38 +233,19 @@ async def _lock_queues(conn: AsyncConnection, queues: Sequence[str]) -> None:
     )
 
 
-async def _busy_queues(conn: AsyncConnection, queues: Sequence[str]) -> set[str]:
-    if not queues:
-        return set()
-    query = select(_t.queue_key).where(_t.status == PENDING, _t.queue_key.in_(list(queues))).distinct()
-    return {str(key) for key in (await conn.execute(query)).scalars()}
-
-
-def _claimable(now: datetime) -> ColumnElement[bool]:
-    return or_(_t.claimed_until.is_(None), _t.claimed_until < now)
-
-
 async def claim_due(conn: AsyncConnection, holder: str, now: datetime, limit: int, lease: timedelta) -> list[InboxRow]:
     """Claim up to ``limit`` due heads: each the oldest pending row of its queue."""
-    query = (
-        select(inbound_events)
-        .where(_t.head == true(), _t.status == PENDING, _t.next_attempt_at <= now, _claimable(now))
-        .order_by(_t.next_attempt_at, _t.event_id)
-        .limit(limit)
-    )
-    if conn.dialect.name == "postgresql":
-        # Another replica's claim skips the rows this one holds, and the other way round.
-        query = query.with_for_update(skip_locked=True)
-    records = (await conn.execute(query)).all()
+    query = _DUE_HEADS_LOCKED if conn.dialect.name == "postgresql" else _DUE_HEADS
+    records = (await conn.execute(query, {"p_now": now, "p_limit": limit})).all()
     if records:
-        claimed = update(inbound_events).where(_t.event_id.in_([r.event_id for r in records]))
-        await conn.execute(claimed.values(claimed_by=holder, claimed_until=now + lease))
+        ids = [r.event_id for r in records]
+        await conn.execute(_CLAIM, {"p_ids": ids, "p_holder": holder, "p_until": now + lease})
     return [_row(record) for record in records]
 
 
 async def record_outcome(conn: AsyncConnection, event_id: str, outcome: JSONDict) -> None:
     """Remember what acting on Oz came to, before anyone is told about it."""
-    await conn.execute(update(inbound_events).where(inbound_events.c.event_id == event_id).values(outcome=outcome))
+    await conn.execute(_RECORD_OUTCOME, {"p_event_id": event_id, "p_outcome": outcome})
 
 
 async def mark_done(conn: AsyncConnection, event_id: str, now: datetime) -> None:
@@ -193,17 +253,7 @@ async def mark_done(conn: AsyncConnection, event_id: str, now: datetime) -> None
 
 
 async def mark_retry(conn: AsyncConnection, event_id: str, next_attempt_at: datetime, error: str) -> None:
-    await conn.execute(
-        update(inbound_events)
-        .where(inbound_events.c.event_id == event_id)
-        .values(
-            attempts=inbound_events.c.attempts + 1,
-            next_attempt_at=next_attempt_at,
-            last_error=error,
-            claimed_by=None,
-            claimed_until=None,
-        )
-    )
+    await conn.execute(_RETRY, {"p_event_id": event_id, "p_at": next_attempt_at, "p_error": error})
 
 
 async def mark_failed(conn: AsyncConnection, event_id: str, now: datetime, error: str) -> None:
@@ -213,20 +263,7 @@ async def mark_failed(conn: AsyncConnection, event_id: str, now: datetime, error
 async def _finish(conn: AsyncConnection, event_id: str, status: str, now: datetime, error: str | None) -> None:
     """A row's last attempt: its status, when, and why it failed (if it did); the claim ends
     and the next pending row of its queue becomes the head."""
-    finished = await conn.execute(
-        update(inbound_events)
-        .where(_t.event_id == event_id)
-        .values(
-            status=status,
-            processed_at=now,
-            attempts=_t.attempts + 1,
-            last_error=error,
-            claimed_by=None,
-            claimed_until=None,
-            head=False,
-        )
-        .returning(_t.queue_key)
-    )
+    finished = await conn.execute(_FINISH, {"p_event_id": event_id, "p_status": status, "p_now": now, "p_error": error})
     queue = finished.scalar_one_or_none()
     if queue is not None:
         await _lock_queues(conn, [queue])
@@ -235,14 +272,7 @@ async def _finish(conn: AsyncConnection, event_id: str, status: str, now: dateti
 
 async def _promote(conn: AsyncConnection, queue: str) -> None:
     """Make the oldest pending row of ``queue`` its head (a no-op when it already is)."""
-    oldest = (
-        select(_t.event_id)
-        .where(_t.queue_key == queue, _t.status == PENDING)
-        .order_by(_t.received_at, _t.event_id)
-        .limit(1)
-        .scalar_subquery()
-    )
-    await conn.execute(update(inbound_events).where(_t.event_id == oldest).values(head=True))
+    await conn.execute(_PROMOTE, {"p_queue": queue})
 
 
 async def release_claims(conn: AsyncConnection, holder: str | None = None) -> int:

@@ -12,6 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bridge.inbound.batching import GroupCommit
 from bridge.inbound.inbox import Intake
 from bridge.inbound.threads import ThreadDirectory
 from bridge.metrics import Metrics
@@ -70,7 +71,7 @@ async def pg_engine() -> AsyncIterator[AsyncEngine]:
 
 async def test_a_row_the_database_refuses_fails_alone(pg_engine: AsyncEngine) -> None:
     stored: list[int] = []
-    intake = Intake(pg_engine, ThreadDirectory(pg_engine), Metrics(), on_stored=lambda: stored.append(1))
+    intake = Intake(GroupCommit(pg_engine), ThreadDirectory(pg_engine), Metrics(), on_stored=lambda: stored.append(1))
     refused = NewInboxEntry("Ev-bad", "k" * 100, {})  # longer than the kind column allows
     results = await asyncio.gather(
         *(intake.store(NewInboxEntry(f"Ev-{n}", "message", {"n": n})) for n in range(5)),
