@@ -135,6 +135,15 @@ class SlackContext:
             session=self._session,
             retry_handlers=handlers,
         )
+        # Posting a root must never be repeated blindly: a dropped connection or a 429 can follow
+        # a post that took effect, and only the marker and history search know whether it did.
+        self.once_client = AsyncWebClient(
+            token=settings.bot_token.get_secret_value(),
+            base_url=settings.api_url,
+            timeout=API_TIMEOUT,
+            session=self._session,
+            retry_handlers=[],
+        )
 
     def notifier_for(self, target: SlackTarget) -> SlackNotifier:
         return SlackNotifier(self, target)
@@ -237,7 +246,7 @@ class SlackNotifier:
 
     async def _post_root(self, event: Event) -> Outcome:
         text, blocks = root_message(event.run)
-        response = await self._client.chat_postMessage(
+        response = await self._context.once_client.chat_postMessage(
             channel=self._channel,
             text=text,
             blocks=blocks,

@@ -105,6 +105,7 @@ class FakeSlack:
         self._failures: dict[str, deque[tuple[str, int]]] = defaultdict(deque)
         self._rate_limits: dict[str, deque[int]] = defaultdict(deque)
         self._response_url_failures: dict[str, int] = {}
+        self._after_effect: dict[str, deque[str]] = defaultdict(deque)
         self._sockets: set[web.WebSocketResponse] = set()
         self._changed = asyncio.Condition()
         self._last_ts = 0.0
@@ -159,6 +160,16 @@ class FakeSlack:
     def fail_next(self, method: str, error: str = "channel_not_found", count: int = 1, *, status: int = 200) -> None:
         """The next ``count`` calls of ``method`` answer ``{"ok": false, "error": error}`` with ``status``."""
         self._failures[method].extend([(error, status)] * count)
+
+    def fail_after_effect(self, method: str, how: str = "500", count: int = 1) -> None:
+        """The next ``count`` calls of ``method`` take effect, then the answer is lost.
+
+        ``how``: ``"500"`` (``internal_error``), ``"429"`` (``ratelimited``, as a proxy might answer),
+        ``"reset"`` (the connection is dropped) or ``"hang"`` (no answer until the caller gives up).
+        """
+        if how not in ("500", "429", "reset", "hang"):
+            raise ValueError(f"unknown failure {how!r}")
+        self._after_effect[method].extend([how] * count)
 
     def rate_limit_next(self, method: str, count: int = 1, retry_after: int = 1) -> None:
         self._rate_limits[method].extend([retry_after] * count)
@@ -268,9 +279,23 @@ class FakeSlack:
             handler = self._methods.get(method)
             if handler is None:
                 raise SlackError("unknown_method")
-            return web.json_response(handler(args))
+            answer = handler(args)
+            if self._after_effect[method]:
+                return await self._lose_answer(request, self._after_effect[method].popleft())
+            return web.json_response(answer)
         except SlackError as exc:
             return web.json_response({"ok": False, "error": exc.code})
+
+    async def _lose_answer(self, request: web.Request, how: str) -> web.Response:
+        if how == "500":
+            return web.json_response({"ok": False, "error": "internal_error"}, status=500)
+        if how == "429":
+            return web.json_response({"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "1"})
+        if how == "hang":
+            await asyncio.sleep(3600)  # the client's timeout ends it; stopping the fake cancels it
+        assert request.transport is not None
+        request.transport.abort()  # "reset": the effect happened, the caller sees a dropped connection
+        return web.Response(status=500)
 
     def _check_token(self, method: str, token: str) -> None:
         if not token:
