@@ -20,6 +20,7 @@ from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.inbound.inbox import Intake
 from bridge.inbound.priority import AnswersFirst
@@ -146,7 +147,8 @@ class SocketModeInbound:
         else:
             try:
                 await self._intake.accept(request)
-            except Exception:
-                log.exception("could not store a Socket Mode request; leaving it unacknowledged for redelivery")
+            except (SQLAlchemyError, OSError) as exc:
+                # Not stored, so not acknowledged: Slack delivers the envelope again.
+                log.warning("could not store a Socket Mode request; Slack will redeliver it", error=type(exc).__name__)
                 return
         await client.send_socket_mode_response(SocketModeResponse(envelope_id=envelope.envelope_id))

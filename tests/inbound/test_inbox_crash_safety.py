@@ -112,3 +112,19 @@ async def test_a_started_inbound_acts_without_being_prodded(make_harness: Harnes
             break
         await asyncio.sleep(0.02)
     assert [f.message for f in harness.sim.followups(thread.run_id)] == ["background"]
+
+
+async def test_when_the_inbox_cannot_be_written_slack_gets_503_and_its_retry_is_stored(harness: Harness) -> None:
+    thread = await harness.thread()
+    await harness.post_event(harness.reply(thread, "warm the directory"))
+    reply = harness.reply(thread, "not lost")
+    async with harness.engine.begin() as conn:
+        await conn.exec_driver_sql("ALTER TABLE inbound_events RENAME TO inbound_events_away")
+    refused = await harness.post_event(reply, event_id="Ev-unstored")
+    async with harness.engine.begin() as conn:
+        await conn.exec_driver_sql("ALTER TABLE inbound_events_away RENAME TO inbound_events")
+    retried = await harness.post_event(reply, event_id="Ev-unstored")  # Slack's retry
+
+    assert (refused.status, retried.status) == (503, 200)
+    await until(lambda: len(harness.sim.followups(thread.run_id)) == 2, harness)
+    assert [f.message for f in harness.sim.followups(thread.run_id)] == ["warm the directory", "not lost"]
