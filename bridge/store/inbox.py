@@ -39,73 +39,65 @@ def _p(name: str, **kwargs: Any) -> BindParameter[Any]:
 # The statements of the hot path, built once: building and cache-keying a statement per call
 # cost more than running it. Parameters are named p_… (column names are taken in SET clauses).
 _INSERT = {
-    name: dialect.insert(inbound_events).on_conflict_do_nothing().returning(inbound_events.c.event_id)
+    name: dialect.insert(inbound_events).on_conflict_do_nothing().returning(_t.event_id)
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
-_pending_head = inbound_events.alias("pending_head")
-_MAKE_HEADS = (
-    update(inbound_events)
-    .where(
-        inbound_events.c.event_id.in_(_p("ids", expanding=True)),
-        ~select(_pending_head.c.event_id)
-        .where(
-            _pending_head.c.queue_key == inbound_events.c.queue_key,
-            _pending_head.c.status == PENDING,
-            _pending_head.c.head == true(),
-        )
-        .exists(),
-    )
-    .values(head=True)
+_head = inbound_events.alias("pending_head")
+_QUEUE_HAS_NO_HEAD = ~(
+    select(_head.c.event_id)
+    .where(_head.c.queue_key == _t.queue_key, _head.c.status == PENDING, _head.c.head == true())
+    .exists()
 )
-_CLAIMABLE = or_(inbound_events.c.claimed_until.is_(None), inbound_events.c.claimed_until < _p("now"))
+_MAKE_HEADS = (
+    update(inbound_events).where(_t.event_id.in_(_p("ids", expanding=True)), _QUEUE_HAS_NO_HEAD).values(head=True)
+)
+_CLAIMABLE = or_(_t.claimed_until.is_(None), _t.claimed_until < _p("now"))
 _DUE_HEADS = (
     select(inbound_events)
     .where(
-        inbound_events.c.head == true(),
-        inbound_events.c.status == PENDING,
-        inbound_events.c.next_attempt_at <= _p("now"),
+        _t.head == true(),
+        _t.status == PENDING,
+        _t.next_attempt_at <= _p("now"),
         _CLAIMABLE,
     )
-    .order_by(inbound_events.c.next_attempt_at, inbound_events.c.event_id)
+    .order_by(_t.next_attempt_at, _t.event_id)
     .limit(_p("limit"))
 )
 # Another replica's claim skips the rows this one holds, and the other way round.
 _DUE_HEADS_LOCKED = _DUE_HEADS.with_for_update(skip_locked=True)
 _CLAIM = (
     update(inbound_events)
-    .where(inbound_events.c.event_id.in_(_p("ids", expanding=True)))
+    .where(_t.event_id.in_(_p("ids", expanding=True)))
     .values(claimed_by=_p("holder"), claimed_until=_p("until"))
 )
-_RECORD_OUTCOME = (
-    update(inbound_events).where(inbound_events.c.event_id == _p("event_id")).values(outcome=_p("outcome", type_=JSON))
-)
+_RECORD_OUTCOME = update(inbound_events).where(_t.event_id == _p("event_id")).values(outcome=_p("outcome", type_=JSON))
 _FINISH = (
     update(inbound_events)
-    .where(inbound_events.c.event_id == _p("event_id"))
+    .where(_t.event_id == _p("event_id"))
     .values(
         status=_p("status"),
         processed_at=_p("now"),
-        attempts=inbound_events.c.attempts + 1,
+        attempts=_t.attempts + 1,
         last_error=_p("error"),
         claimed_by=None,
         claimed_until=None,
         head=False,
     )
-    .returning(inbound_events.c.queue_key)
+    .returning(_t.queue_key)
 )
 _OLDEST_PENDING = (
-    select(inbound_events.c.event_id)
-    .where(inbound_events.c.queue_key == _p("queue"), inbound_events.c.status == PENDING)
-    .order_by(inbound_events.c.received_at, inbound_events.c.event_id)
+    select(_t.event_id)
+    .where(_t.queue_key == _p("queue"), _t.status == PENDING)
+    .order_by(_t.received_at, _t.event_id)
     .limit(1)
     .scalar_subquery()
 )
-_PROMOTE = update(inbound_events).where(inbound_events.c.event_id == _OLDEST_PENDING).values(head=True)
+_PROMOTE = update(inbound_events).where(_t.event_id == _OLDEST_PENDING).values(head=True)
 _RETRY = (
     update(inbound_events)
-    .where(inbound_events.c.event_id == _p("event_id"))
+    .where(_t.event_id == _p("event_id"))
     .values(
-        attempts=inbound_events.c.attempts + 1,
+        attempts=_t.attempts + 1,
         next_attempt_at=_p("at"),
         last_error=_p("error"),
         claimed_by=None,
@@ -140,20 +132,7 @@ class InboxRow:
 
 
 def _row(record: Any) -> InboxRow:
-    return InboxRow(
-        event_id=record.event_id,
-        kind=record.kind,
-        payload=record.payload,
-        status=record.status,
-        attempts=record.attempts,
-        received_at=record.received_at,
-        next_attempt_at=record.next_attempt_at,
-        processed_at=record.processed_at,
-        last_error=record.last_error,
-        dedupe_key=record.dedupe_key,
-        queue_key=record.queue_key,
-        outcome=record.outcome,
-    )
+    return InboxRow(**{name: record._mapping[name] for name in InboxRow.__dataclass_fields__})
 
 
 async def store(conn: AsyncConnection, entry: NewInboxEntry, now: datetime) -> bool:
@@ -277,9 +256,9 @@ async def _promote(conn: AsyncConnection, queue: str) -> None:
 
 async def release_claims(conn: AsyncConnection, holder: str | None = None) -> int:
     """Give claimed rows back; all of them when ``holder`` is None (single replica start-up)."""
-    condition: ColumnElement[bool] = inbound_events.c.claimed_by.is_not(None)
+    condition: ColumnElement[bool] = _t.claimed_by.is_not(None)
     if holder is not None:
-        condition = and_(condition, inbound_events.c.claimed_by == holder)
+        condition = and_(condition, _t.claimed_by == holder)
     result = await conn.execute(update(inbound_events).where(condition).values(claimed_by=None, claimed_until=None))
     return int(result.rowcount or 0)
 
@@ -288,8 +267,8 @@ async def purge_finished(conn: AsyncConnection, before: datetime) -> int:
     """Forget rows finished before ``before``: long after Slack stopped retrying them."""
     result = await conn.execute(
         delete(inbound_events).where(
-            inbound_events.c.status.in_([DONE, FAILED]),
-            inbound_events.c.processed_at < before,
+            _t.status.in_([DONE, FAILED]),
+            _t.processed_at < before,
         )
     )
     return int(result.rowcount or 0)
@@ -297,20 +276,8 @@ async def purge_finished(conn: AsyncConnection, before: datetime) -> int:
 
 async def repair_heads(conn: AsyncConnection) -> int:
     """Give a head back to every queue that has pending rows but none (a safety net, run now and then)."""
-    pending_head = inbound_events.alias("pending_head")
     headless = (
-        select(_t.queue_key)
-        .where(_t.status == PENDING, _t.queue_key.is_not(None))
-        .where(
-            ~select(pending_head.c.event_id)
-            .where(
-                pending_head.c.queue_key == _t.queue_key,
-                pending_head.c.status == PENDING,
-                pending_head.c.head == true(),
-            )
-            .exists()
-        )
-        .distinct()
+        select(_t.queue_key).where(_t.status == PENDING, _t.queue_key.is_not(None), _QUEUE_HAS_NO_HEAD).distinct()
     )
     queues = [str(queue) for queue in (await conn.execute(headless)).scalars()]
     for queue in queues:
@@ -320,17 +287,17 @@ async def repair_heads(conn: AsyncConnection) -> int:
 
 
 async def get(conn: AsyncConnection, event_id: str) -> InboxRow | None:
-    record = (await conn.execute(select(inbound_events).where(inbound_events.c.event_id == event_id))).first()
+    record = (await conn.execute(select(inbound_events).where(_t.event_id == event_id))).first()
     return _row(record) if record is not None else None
 
 
 async def all_rows(conn: AsyncConnection, statuses: Sequence[str] | None = None) -> list[InboxRow]:
-    query = select(inbound_events).order_by(inbound_events.c.received_at, inbound_events.c.event_id)
+    query = select(inbound_events).order_by(_t.received_at, _t.event_id)
     if statuses:
-        query = query.where(inbound_events.c.status.in_(list(statuses)))
+        query = query.where(_t.status.in_(list(statuses)))
     return [_row(record) for record in await conn.execute(query)]
 
 
 async def counts_by_status(conn: AsyncConnection) -> dict[str, int]:
-    rows = await conn.execute(select(inbound_events.c.status, func.count()).group_by(inbound_events.c.status))
+    rows = await conn.execute(select(_t.status, func.count()).group_by(_t.status))
     return {status: int(count) for status, count in rows}
