@@ -104,12 +104,15 @@ class ButtonHandler:
         listing = await oz_call(self._oz.agent.runs.list_handoff_attachments(thread.run_id))
         return Outcome("files", files_text(_attachments(listing)), thread.run_id)
 
-    async def _root_under(self, click: ButtonClick) -> SlackThread | None:
+    async def _stored_root(self, click: ButtonClick) -> SlackThread | None:
         """The run whose stored root is the clicked message; the client's word counts for nothing."""
-        thread = None
-        if click.channel and click.message_ts:
-            async with self._engine.connect() as conn:
-                thread = await slack_threads.find_by_root(conn, click.channel, click.message_ts)
+        if not (click.channel and click.message_ts):
+            return None
+        async with self._engine.connect() as conn:
+            return await slack_threads.find_by_root(conn, click.channel, click.message_ts)
+
+    async def _root_under(self, click: ButtonClick) -> SlackThread | None:
+        thread = await self._stored_root(click)
         if thread is None:
             log.warning(
                 "button click refused: the message is no run's root",
@@ -139,7 +142,7 @@ class ButtonHandler:
 
     async def _redraw_root(self, run_id: str, click: ButtonClick) -> None:
         """Best effort: the next poll redraws the root anyway, so a failure here is only logged."""
-        thread = await self._root_under(click)
+        thread = await self._stored_root(click)
         if thread is None or thread.run_id != run_id:
             return
         channel, ts = thread.channel_id, thread.ts
