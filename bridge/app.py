@@ -32,7 +32,7 @@ from bridge.settings import RouteSettings, Settings
 from bridge.store import outbox
 from bridge.store import runs as run_store
 from bridge.store.engine import create_engine, migrate, sqlite_path
-from bridge.web import build_web_app
+from bridge.web import build_web_app, make_runner
 
 log = get_logger("bridge.app")
 POLL_JOB = "poll"
@@ -166,7 +166,7 @@ class Bridge:
     async def _start_http(self) -> None:
         routes = self.inbound.routes() if self.inbound is not None else []
         app = build_web_app(self.readiness, self.render_metrics, extra_routes=routes)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = make_runner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
         await site.start()

@@ -56,6 +56,12 @@ class Metrics:
         self.slack_inbound = Counter(
             "oz_bridge_slack_inbound", "Inbound Slack requests by kind and result.", ["kind", "result"], registry=r
         )
+        self.slack_ignored = Counter(
+            "oz_bridge_slack_ignored",
+            "Inbound Slack messages and clicks dropped before the inbox, by reason.",
+            ["reason"],
+            registry=r,
+        )
         self.followups = Counter("oz_bridge_followups", "Follow-ups sent to runs, by result.", ["result"], registry=r)
         self.cancels = Counter("oz_bridge_cancels", "Cancel requests, by result.", ["result"], registry=r)
         self.slack_unknown_creators = Counter(

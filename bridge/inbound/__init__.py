@@ -1,7 +1,9 @@
 """Inbound Slack: thread replies become follow-ups, buttons cancel runs or fetch files.
 
-verify → parse → store in the inbox (dedupe by event id) → answer Slack →
-the worker ignores bots and foreign threads, acts on Oz once, tells Slack.
+verify → parse into a typed request → drop what cannot concern the bridge
+(bots, edits, foreign threads: no database write) → store in the inbox, many
+requests per transaction (dedupe by event id) → answer Slack → the worker
+finds the run from the bridge's own records, acts on Oz once, tells Slack.
 HTTP (``POST /slack/events``) and Socket Mode feed the same inbox.
 """
 
@@ -16,13 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.inbound.access import AccessPolicy
 from bridge.inbound.actions import ButtonHandler
+from bridge.inbound.batching import GroupCommit
 from bridge.inbound.feedback import SlackFeedback
 from bridge.inbound.http import SlackEventsEndpoint
 from bridge.inbound.identity import BotIdentity
 from bridge.inbound.inbox import Intake
 from bridge.inbound.outcome import InboxHandler
+from bridge.inbound.priority import AnswersFirst
 from bridge.inbound.replies import ReplyHandler
 from bridge.inbound.socket import SocketModeInbound
+from bridge.inbound.threads import ThreadDirectory
 from bridge.inbound.verify import RequestVerifier
 from bridge.inbound.worker import InboxWorker, WorkerSettings
 from bridge.logs import get_logger
@@ -94,17 +99,20 @@ def build_inbound(
     feedback = SlackFeedback(slack)
     access = AccessPolicy.of(slack_settings.allowed_users, slack_settings.allowed_channels)
     handlers: dict[str, InboxHandler] = {}
-    reply_handler = ReplyHandler(engine, oz, feedback, BotIdentity(slack), access, metrics)
+    directory = ThreadDirectory(engine)
+    reply_handler = ReplyHandler(directory, oz, feedback, BotIdentity(slack), access, metrics)
     handlers["message"] = handlers["app_mention"] = reply_handler
     handlers["block_actions"] = ButtonHandler(engine, oz, feedback, access, metrics)
-    worker = InboxWorker(engine, handlers, worker_settings)
-    intake = Intake(engine, metrics, on_stored=worker.wake)
+    writes = GroupCommit(engine)
+    priority = AnswersFirst()
+    worker = InboxWorker(writes, handlers, worker_settings, priority=priority)
+    intake = Intake(writes, directory, metrics, on_stored=worker.wake)
     endpoint = None
     if slack_settings.signing_secret is not None:
         verifier = RequestVerifier(slack_settings.signing_secret.get_secret_value())
-        endpoint = SlackEventsEndpoint(verifier, intake, metrics)
+        endpoint = SlackEventsEndpoint(verifier, intake, metrics, priority)
     socket_mode = None
     if slack_settings.app_token is not None:
-        socket_mode = SocketModeInbound(slack_settings.app_token.get_secret_value(), slack, intake)
+        socket_mode = SocketModeInbound(slack_settings.app_token.get_secret_value(), slack, intake, priority=priority)
     single_replica = sqlite_path(settings.database_url) is not None
     return Inbound(engine, intake, worker, endpoint, socket_mode, single_replica)

@@ -1,12 +1,13 @@
 """Buttons on a run's root message: ``Cancel run`` and ``Get files``.
 
-The clicker alone hears the outcome (``response_url``, else ``chat.postEphemeral``);
-after a cancel the root message is redrawn from the run as the API now reports it.
+The run acted on is the one whose stored root is the clicked message, never the
+run the button's value names: a click on any other message is refused and
+logged, and so is a value that disagrees with the root. The clicker alone hears
+the outcome (``response_url``, else ``chat.postEphemeral``); after a cancel the
+root message is redrawn from the run as the API now reports it.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from oz_agent_sdk import AsyncOzAPI
 from oz_agent_sdk.types.agent import RunItem, RunListHandoffAttachmentsResponse
@@ -17,14 +18,15 @@ from bridge.inbound.access import REFUSAL, AccessPolicy
 from bridge.inbound.calls import Refused, Transient, oz_call
 from bridge.inbound.feedback import SlackFeedback
 from bridge.inbound.outcome import Outcome
+from bridge.inbound.request import ButtonClick
 from bridge.logs import get_logger
 from bridge.metrics import Metrics
-from bridge.notifiers.slack_messages import CANCEL_ACTION_ID, GET_FILES_ACTION_ID, root_message
+from bridge.notifiers.slack_messages import CANCEL_ACTION_ID, root_message
 from bridge.store import slack_threads
 from bridge.store.inbox import InboxRow, NewInboxEntry
+from bridge.store.slack_threads import SlackThread
 
 log = get_logger("bridge.inbound.actions")
-BUTTONS = frozenset({CANCEL_ACTION_ID, GET_FILES_ACTION_ID})
 CANCELLED_TEXT = "Done: the run was cancelled."
 _CANCEL_REFUSALS = {
     400: "This run has already ended (or is waiting for input), so there is nothing to cancel.",
@@ -36,32 +38,18 @@ _CANCEL_REFUSALS = {
 }
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+NOT_A_ROOT = "This button isn't on the message of a run the bridge knows, so nothing was done."
+OTHER_RUN = "This button names another run than the message it is on, so nothing was done."
 
 
-def _nested(payload: dict[str, Any], outer: str, inner: str) -> str | None:
-    value = payload.get(outer)
-    return _text(value.get(inner)) if isinstance(value, dict) else None
+def inbox_entry(click: ButtonClick) -> NewInboxEntry:
+    """What to store for a click on one of the bridge's buttons (the prefilter kept it)."""
+    return NewInboxEntry(event_id=f"action:{click.click_id}", kind="block_actions", payload=click.to_json())
 
 
-def inbox_entry(payload: dict[str, Any]) -> NewInboxEntry | None:
-    """What to store for a block_actions payload; None when it is no button of ours."""
-    action = next((a for a in payload.get("actions") or [] if a.get("action_id") in BUTTONS), None)
-    user = _nested(payload, "user", "id")
-    if action is None or user is None:
-        return None
-    # Slack does not retry interactions over HTTP, but Socket Mode redelivers unacked envelopes.
-    click = _text(payload.get("trigger_id")) or f"{user}:{_text(action.get('action_ts'))}"
-    stored = {
-        "action_id": action["action_id"],
-        "value": _text(action.get("value")),
-        "user": user,
-        "channel": _nested(payload, "container", "channel_id") or _nested(payload, "channel", "id"),
-        "message_ts": _nested(payload, "container", "message_ts") or _nested(payload, "message", "ts"),
-        "response_url": _text(payload.get("response_url")),
-    }
-    return NewInboxEntry(event_id=f"action:{click}", kind="block_actions", payload=stored)
+def stored_click(row: InboxRow) -> ButtonClick:
+    """The click an inbox row holds (rows stored before typed requests lack ``click_id``)."""
+    return ButtonClick.from_json({"click_id": row.event_id.removeprefix("action:"), **row.payload})
 
 
 def cancel_refusal_text(exc: Refused) -> str:
@@ -98,26 +86,40 @@ class ButtonHandler:
         self._metrics = metrics
 
     async def act(self, row: InboxRow) -> Outcome:
-        click = row.payload
-        if not self._access.allows(click.get("user"), click.get("channel")):
+        click = stored_click(row)
+        if not self._access.allows(click.user, click.channel):
             return self._counted(click, Outcome("denied", REFUSAL))
-        run_id = await self._run_id(click)
-        if run_id is None:
-            return Outcome("refused", "This button isn't attached to a run the bridge knows.")
-        if click["action_id"] == CANCEL_ACTION_ID:
-            return self._counted(click, await self._cancel(run_id))
-        listing = await oz_call(self._oz.agent.runs.list_handoff_attachments(run_id))
-        return Outcome("files", files_text(_attachments(listing)), run_id)
+        thread = await self._root_under(click)
+        if thread is None:
+            return self._counted(click, Outcome("refused", NOT_A_ROOT))
+        if click.value is not None and click.value != thread.run_id:
+            log.warning(
+                "button click refused: its value names another run than the root it is on",
+                user=click.user, channel=click.channel, message_ts=click.message_ts,
+                run_id=thread.run_id, claimed_run_id=click.value[:128],
+            )  # fmt: skip
+            return self._counted(click, Outcome("refused", OTHER_RUN))
+        if click.action_id == CANCEL_ACTION_ID:
+            return self._counted(click, await self._cancel(thread.run_id))
+        listing = await oz_call(self._oz.agent.runs.list_handoff_attachments(thread.run_id))
+        return Outcome("files", files_text(_attachments(listing)), thread.run_id)
 
-    async def _run_id(self, click: dict[str, Any]) -> str | None:
-        # The stored thread is the authority; the button's value is only a fallback.
-        channel, ts = click.get("channel"), click.get("message_ts")
-        if channel and ts:
-            async with self._engine.connect() as conn:
-                thread = await slack_threads.find_by_root(conn, channel, ts)
-            if thread is not None:
-                return thread.run_id
-        return _text(click.get("value"))
+    async def _stored_root(self, click: ButtonClick) -> SlackThread | None:
+        """The run whose stored root is the clicked message; the client's word counts for nothing."""
+        if not (click.channel and click.message_ts):
+            return None
+        async with self._engine.connect() as conn:
+            return await slack_threads.find_by_root(conn, click.channel, click.message_ts)
+
+    async def _root_under(self, click: ButtonClick) -> SlackThread | None:
+        thread = await self._stored_root(click)
+        if thread is None:
+            log.warning(
+                "button click refused: the message is no run's root",
+                user=click.user, channel=click.channel, message_ts=click.message_ts,
+                claimed_run_id=(click.value or "")[:128] or None,
+            )  # fmt: skip
+        return thread
 
     async def _cancel(self, run_id: str) -> Outcome:
         try:
@@ -126,21 +128,24 @@ class ButtonHandler:
             return Outcome("refused", cancel_refusal_text(exc), run_id)
         return Outcome("cancelled", CANCELLED_TEXT, run_id)
 
-    def _counted(self, click: dict[str, Any], outcome: Outcome) -> Outcome:
-        if click.get("action_id") == CANCEL_ACTION_ID:
+    def _counted(self, click: ButtonClick, outcome: Outcome) -> Outcome:
+        if click.action_id == CANCEL_ACTION_ID:
             self._metrics.cancels.labels(outcome.result).inc()
         return outcome
 
     async def tell(self, row: InboxRow, outcome: Outcome) -> None:
-        click = row.payload
-        if click.get("action_id") == CANCEL_ACTION_ID and outcome.run_id and outcome.result != "gave_up":
-            await self._redraw_root(outcome.run_id, click.get("channel"), click.get("message_ts"))
-        await self._feedback.to_clicker(click.get("response_url"), click.get("channel"), click["user"], outcome.text)
+        click = stored_click(row)
+        if click.action_id == CANCEL_ACTION_ID and outcome.run_id and outcome.result != "gave_up":
+            await self._redraw_root(outcome.run_id, click)
+        if click.user is not None:
+            await self._feedback.to_clicker(click.response_url, click.channel, click.user, outcome.text)
 
-    async def _redraw_root(self, run_id: str, channel: str | None, ts: str | None) -> None:
+    async def _redraw_root(self, run_id: str, click: ButtonClick) -> None:
         """Best effort: the next poll redraws the root anyway, so a failure here is only logged."""
-        if not channel or not ts:
+        thread = await self._stored_root(click)
+        if thread is None or thread.run_id != run_id:
             return
+        channel, ts = thread.channel_id, thread.ts
         try:
             run = await oz_call(self._oz.agent.runs.retrieve(run_id))
             if not isinstance(run, RunItem) or not run.run_id or not run.state:
@@ -151,7 +156,7 @@ class ButtonHandler:
             log.warning("root message not redrawn after the cancel", run_id=run_id, reason=str(exc))
 
     def give_up(self, row: InboxRow, reason: str) -> Outcome:
-        if row.payload.get("action_id") == CANCEL_ACTION_ID:
+        if stored_click(row).action_id == CANCEL_ACTION_ID:
             self._metrics.cancels.labels("gave_up").inc()
             return Outcome("gave_up", "The run was not cancelled: the Oz API could not be reached. Please try again.")
         return Outcome("gave_up", "The files could not be fetched: the Oz API could not be reached. Please try again.")

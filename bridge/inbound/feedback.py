@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
@@ -18,11 +19,34 @@ from bridge.logs import get_logger
 
 log = get_logger("bridge.inbound.feedback")
 _RESPONSE_URL_GONE = frozenset({404, 410})
+SLACK_HOOKS_ORIGIN = ("https", "hooks.slack.com", 443)
+
+
+def _origin(url: str) -> tuple[str, str, int] | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return None
+    return (parts.scheme, (parts.hostname or "").lower(), port)
 
 
 class SlackFeedback:
+    """Tells people in Slack; ``response_url`` answers go only to Slack itself.
+
+    A ``response_url`` is a value inside a request, so it is followed only when it
+    points at Slack's hooks host (or at the configured Slack API's own host, for
+    a self-hosted gateway or a fake); anything else would let a payload make the
+    bridge POST wherever it names, and falls back to ``chat.postEphemeral``.
+    """
+
     def __init__(self, slack: AsyncWebClient) -> None:
         self._slack = slack
+        self._origins = {SLACK_HOOKS_ORIGIN, _origin(slack.base_url)}
+
+    def follows(self, response_url: str) -> bool:
+        origin = _origin(response_url)
+        return origin is not None and origin in self._origins
 
     async def react(self, channel: str, ts: str, name: str) -> None:
         """Add a reaction; one that is already there is just as good."""
@@ -59,22 +83,27 @@ class SlackFeedback:
 
     async def to_clicker(self, response_url: str | None, channel: str | None, user: str, text: str) -> None:
         """An answer only the person who clicked sees: via response_url, else chat.postEphemeral."""
-        if response_url and await self._respond(response_url, text):
+        if response_url and not self.follows(response_url):
+            log.warning("response_url ignored: it does not point at Slack", user=user, channel=channel)
+        elif response_url and await self._respond(response_url, text):
             return
         if channel:
             await self.ephemeral(channel, user, text)
 
     async def _respond(self, response_url: str, text: str) -> bool:
+        """True when the answer went out by ``response_url``; else the caller posts an ephemeral."""
         webhook = AsyncWebhookClient(response_url, timeout=10)
         try:
             response = await slack_call(webhook.send(text=text, response_type="ephemeral", replace_original=False))
         except SlackRefused:
             return False
+        except Transient as exc:
+            # chat.postEphemeral reaches the clicker now; retrying the URL would hold a worker for nothing.
+            log.warning("response_url unreachable; answering with an ephemeral message", reason=exc.reason)
+            return False
         if response.status_code == 200:
             return True
-        if response.status_code == 429 or response.status_code >= 500:
-            raise Transient(f"response_url answered {response.status_code}")
-        # An expired or used-up response_url: fall back to chat.postEphemeral.
+        # An expired or used-up response_url, or Slack's hooks failing: chat.postEphemeral instead.
         if response.status_code not in _RESPONSE_URL_GONE:
             log.warning("response_url refused the answer", status=response.status_code)
         return False

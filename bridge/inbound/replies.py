@@ -9,24 +9,23 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from oz_agent_sdk import AsyncOzAPI, Omit, omit
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.inbound.access import REFUSAL, AccessPolicy
-from bridge.inbound.calls import Refused, oz_call
+from bridge.inbound.calls import Refused, Transient, oz_call
 from bridge.inbound.feedback import SlackFeedback
+from bridge.inbound.fields import Unusable
 from bridge.inbound.identity import BotIdentity
 from bridge.inbound.outcome import Outcome
+from bridge.inbound.prefilter import InThread, concern_of_message
+from bridge.inbound.request import SlackMessage, message_of
+from bridge.inbound.threads import ThreadDirectory
 from bridge.metrics import Metrics
-from bridge.store import slack_threads
 from bridge.store.inbox import InboxRow, NewInboxEntry
 
 Mode = Literal["normal", "plan", "orchestrate"]
-REPLY_EVENT_TYPES = frozenset({"message", "app_mention"})
-# A thread_broadcast is a reply also shown in the channel; a file_share is a reply with files.
-HUMAN_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
 _MODE_PREFIXES: tuple[tuple[str, Mode], ...] = (("/plan", "plan"), ("/orchestrate", "orchestrate"))
 
 
@@ -45,38 +44,36 @@ class Followup:
     mode: Mode
 
 
-def _text_field(event: dict[str, Any], name: str) -> str | None:
-    value = event.get(name)
-    return value if isinstance(value, str) and value else None
+def thread_reply_of(message: SlackMessage) -> ThreadReply | None:
+    """The message as a person's reply in some thread, or None when it is anything else."""
+    if not isinstance(concern_of_message(message), InThread):
+        return None
+    assert message.channel and message.ts and message.thread_ts and message.user  # the prefilter's rules
+    return ThreadReply(message.channel, message.ts, message.thread_ts, message.user, message.text)
 
 
-def thread_reply_of(event: dict[str, Any]) -> ThreadReply | None:
-    """The event as a person's reply in some thread, or None when it is anything else."""
-    if event.get("type") not in REPLY_EVENT_TYPES or event.get("subtype") not in HUMAN_SUBTYPES:
+def stored_message(row: InboxRow) -> SlackMessage | None:
+    """The message an inbox row holds; rows stored before typed requests hold the raw event."""
+    payload = row.payload
+    if "event" not in payload:
+        return SlackMessage.from_json(payload)
+    event = payload["event"]
+    try:
+        message = message_of(row.event_id, event) if isinstance(event, dict) else None
+    except Unusable:
         return None
-    if event.get("bot_id") or event.get("bot_profile"):
-        return None
-    channel, ts, user = _text_field(event, "channel"), _text_field(event, "ts"), _text_field(event, "user")
-    thread_ts = _text_field(event, "thread_ts")
-    # A message whose thread_ts is its own ts is a thread's root, not a reply in it.
-    if not (channel and ts and user and thread_ts) or thread_ts == ts:
-        return None
-    text = event.get("text")
-    return ThreadReply(channel, ts, thread_ts, user, text if isinstance(text, str) else "")
+    return message if isinstance(message, SlackMessage) else None
 
 
-def inbox_entry(event_id: str, event: dict[str, Any]) -> NewInboxEntry | None:
-    """What to store for an Events API event; None for events that can never become a follow-up."""
-    reply = thread_reply_of(event)
-    if reply is None:
-        return None
+def inbox_entry(message: SlackMessage) -> NewInboxEntry:
+    """What to store for a message the prefilter kept: keyed by its event id and by (channel, ts)."""
     return NewInboxEntry(
-        event_id=event_id,
-        kind=str(event["type"]),
-        payload={"event_id": event_id, "event": event},
+        event_id=message.event_id,
+        kind=message.event_type,
+        payload=message.to_json(),
         # message and app_mention for one message carry different event ids but one (channel, ts).
-        dedupe_key=f"message:{reply.channel}:{reply.ts}",
-        queue_key=f"thread:{reply.channel}:{reply.thread_ts}",
+        dedupe_key=f"message:{message.channel}:{message.ts}",
+        queue_key=f"thread:{message.channel}:{message.thread_ts}",
     )
 
 
@@ -113,19 +110,24 @@ def refusal_text(exc: Refused) -> str:
     return f"Your reply was not sent to the run: {reason}."
 
 
+def _reply(row: InboxRow) -> ThreadReply | None:
+    message = stored_message(row)
+    return thread_reply_of(message) if message is not None else None
+
+
 class ReplyHandler:
     """Acts on stored thread replies: at most one follow-up per Slack message."""
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        directory: ThreadDirectory,
         oz: AsyncOzAPI,
         feedback: SlackFeedback,
         identity: BotIdentity,
         access: AccessPolicy,
         metrics: Metrics,
     ) -> None:
-        self._engine = engine
+        self._directory = directory
         self._oz = oz
         self._feedback = feedback
         self._identity = identity
@@ -133,15 +135,17 @@ class ReplyHandler:
         self._metrics = metrics
 
     async def act(self, row: InboxRow) -> Outcome:
-        reply = thread_reply_of(row.payload.get("event") or {})
+        reply = _reply(row)
         if reply is None:
             return Outcome.ignored("not a person's thread reply")
         bot_user_id = await self._identity.user_id()
         if reply.user == bot_user_id:
             return Outcome.ignored("the bridge's own message")
-        async with self._engine.connect() as conn:
-            thread = await slack_threads.find_by_root(conn, reply.channel, reply.thread_ts)
-        if thread is None:
+        # The run comes from the bridge's own record of the thread's root, nothing else.
+        thread = await self._directory.whose(reply.channel, reply.thread_ts)
+        if thread.whose == "maybe":
+            raise Transient("a root is being posted in this channel and its record is not there yet")
+        if thread.run_id is None:
             return Outcome.ignored("not a thread the bridge started")
         if not self._access.allows(reply.user, reply.channel):
             return self._counted(Outcome("denied", REFUSAL, thread.run_id))
@@ -164,7 +168,7 @@ class ReplyHandler:
         return outcome
 
     async def tell(self, row: InboxRow, outcome: Outcome) -> None:
-        reply = thread_reply_of(row.payload.get("event") or {})
+        reply = _reply(row)
         if reply is None or outcome.result == "ignored":
             return
         if outcome.result == "accepted":

@@ -20,8 +20,10 @@ from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.inbound.inbox import Intake
+from bridge.inbound.priority import AnswersFirst
 from bridge.inbound.request import MalformedRequest, parse_socket
 from bridge.logs import get_logger
 
@@ -86,12 +88,14 @@ class SocketModeInbound:
         web_client: AsyncWebClient,
         intake: Intake,
         *,
+        priority: AnswersFirst | None = None,
         ping_interval: float = 5.0,
         watchdog_interval: float = 15.0,
     ) -> None:
         self._app_token = app_token
         self._web_client = web_client
         self._intake = intake
+        self._priority = priority or AnswersFirst()
         self._ping_interval = ping_interval
         self._watchdog_interval = watchdog_interval
         self.client: SocketModeClient | None = None
@@ -131,6 +135,10 @@ class SocketModeInbound:
             await self.client.close()  # type: ignore[no-untyped-call]
 
     async def on_request(self, client: AsyncBaseSocketModeClient, envelope: SocketModeRequest) -> None:
+        with self._priority.answering():
+            await self._answer(client, envelope)
+
+    async def _answer(self, client: AsyncBaseSocketModeClient, envelope: SocketModeRequest) -> None:
         try:
             request = parse_socket(envelope)
         except MalformedRequest as exc:
@@ -139,7 +147,8 @@ class SocketModeInbound:
         else:
             try:
                 await self._intake.accept(request)
-            except Exception:
-                log.exception("could not store a Socket Mode request; leaving it unacknowledged for redelivery")
+            except (SQLAlchemyError, OSError) as exc:
+                # Not stored, so not acknowledged: Slack delivers the envelope again.
+                log.warning("could not store a Socket Mode request; Slack will redeliver it", error=type(exc).__name__)
                 return
         await client.send_socket_mode_response(SocketModeResponse(envelope_id=envelope.envelope_id))

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.backoff import backoff_delay
+from bridge.inbound.batching import GroupCommit
 from bridge.inbound.calls import Transient
 from bridge.inbound.outcome import InboxHandler, Outcome
+from bridge.inbound.priority import AnswersFirst
 from bridge.lifecycle import finish_within
 from bridge.logs import get_logger
 from bridge.store import inbox
@@ -65,12 +66,15 @@ def retry_delay(attempt: int, settings: WorkerSettings, retry_after: float | Non
 class InboxWorker:
     def __init__(
         self,
-        engine: AsyncEngine,
+        writes: GroupCommit,
         handlers: Mapping[str, InboxHandler],
         settings: WorkerSettings | None = None,
         clock: Clock = utcnow,
+        priority: AnswersFirst | None = None,
     ) -> None:
-        self._engine = engine
+        # Every step's write joins the same group commits as the intake's inserts.
+        self._writes = writes
+        self._priority = priority or AnswersFirst()
         self._handlers = handlers
         self._settings = settings or WorkerSettings()
         self._clock = clock
@@ -86,8 +90,9 @@ class InboxWorker:
 
     async def run(self) -> None:
         while not self._stopping.is_set():
-            await self.run_once()
+            # Cleared before looking, so a wake-up that comes while we look is not lost.
             self._wake.clear()
+            await self.run_once()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._settings.check_interval)
 
@@ -95,7 +100,8 @@ class InboxWorker:
         """Claim what is due and start processing it; how many rows were claimed. Never raises."""
         free = self._settings.concurrency - len(self._in_flight)
         try:
-            rows = await self._claim(free) if free > 0 else []
+            async with self._priority.step():
+                rows = await self._claim(free) if free > 0 else []
             await self._purge_now_and_then()
         except Exception:
             log.exception("inbox claim failed; will try again")
@@ -120,21 +126,22 @@ class InboxWorker:
         self._stopping.set()
         self._wake.set()
         await finish_within(set(self._in_flight), self._settings.shutdown_grace)
-        async with self._engine.begin() as conn:
-            await inbox.release_claims(conn, self.holder)
+        await self._writes.run(lambda conn: inbox.release_claims(conn, self.holder))
 
     async def _claim(self, limit: int) -> list[InboxRow]:
-        lease = timedelta(seconds=self._settings.lease)
-        async with self._engine.begin() as conn:
-            return await inbox.claim_due(conn, self.holder, self._clock(), limit, lease)
+        lease, now = timedelta(seconds=self._settings.lease), self._clock()
+        return await self._writes.run(lambda conn: inbox.claim_due(conn, self.holder, now, limit, lease))
 
     async def _purge_now_and_then(self) -> None:
         now = self._clock()
         if self._last_purge and (now - self._last_purge).total_seconds() < self._settings.purge_every:
             return
         self._last_purge = now
-        async with self._engine.begin() as conn:
-            await inbox.purge_finished(conn, now - timedelta(seconds=self._settings.keep_finished))
+        before = now - timedelta(seconds=self._settings.keep_finished)
+        await self._writes.run(lambda conn: inbox.purge_finished(conn, before))
+        repaired = await self._writes.run(inbox.repair_heads)
+        if repaired:
+            log.warning("inbox queues had lost their head; repaired", queues=repaired)
 
     async def process(self, row: InboxRow) -> None:
         """Take one claimed row as far as it goes; never raises."""
@@ -152,10 +159,13 @@ class InboxWorker:
         outcome = Outcome.from_json(row.outcome) if row.outcome else None
         try:
             if outcome is None:
-                outcome = await handler.act(row)
-                async with self._engine.begin() as conn:
-                    await inbox.record_outcome(conn, row.event_id, outcome.to_json())
-            await handler.tell(row, outcome)
+                async with self._priority.step():
+                    outcome = await handler.act(row)
+                if outcome.result != "ignored":  # nothing was done, so there is nothing to remember
+                    done = outcome.to_json()
+                    await self._writes.run(lambda conn: inbox.record_outcome(conn, row.event_id, done))
+            async with self._priority.step():
+                await handler.tell(row, outcome)
         except Transient as exc:
             await self._retry_or_give_up(row, handler, exc, acted=outcome is not None)
             return
@@ -175,9 +185,13 @@ class InboxWorker:
         delay = retry_delay(row.attempts + 1, self._settings, exc.retry_after, random.random())
         retry_at = now + timedelta(seconds=delay)
         if retry_at <= row.received_at + timedelta(seconds=self._settings.max_age):
-            async with self._engine.begin() as conn:
-                await inbox.mark_retry(conn, row.event_id, retry_at, exc.reason)
-            log.warning("inbox row will be retried", inbox_event_id=row.event_id, reason=exc.reason, retry_at=retry_at)
+            await self._writes.run(lambda conn: inbox.mark_retry(conn, row.event_id, retry_at, exc.reason))
+            log.warning(
+                "inbox row will be retried",
+                inbox_event_id=row.event_id,
+                reason=exc.reason,
+                retry_at=retry_at.isoformat(),
+            )
             return
         if not acted:
             await self._tell_giving_up(row, handler, exc.reason)
@@ -186,17 +200,18 @@ class InboxWorker:
     async def _tell_giving_up(self, row: InboxRow, handler: InboxHandler, reason: str) -> None:
         outcome = handler.give_up(row, reason)
         try:
-            await handler.tell(row, outcome)
+            async with self._priority.step():
+                await handler.tell(row, outcome)
         except Transient as exc:
             log.warning("could not tell Slack that an inbox row was given up", reason=exc.reason)
 
     async def _finish(self, row: InboxRow, error: str | None) -> None:
-        async with self._engine.begin() as conn:
-            await inbox.mark_done(conn, row.event_id, self._clock())
+        now = self._clock()
+        await self._writes.run(lambda conn: inbox.mark_done(conn, row.event_id, now))
         if error:
             log.warning("inbox row skipped", inbox_event_id=row.event_id, reason=error)
 
     async def _fail(self, row: InboxRow, error: str) -> None:
-        async with self._engine.begin() as conn:
-            await inbox.mark_failed(conn, row.event_id, self._clock(), error)
+        now = self._clock()
+        await self._writes.run(lambda conn: inbox.mark_failed(conn, row.event_id, now, error))
         log.error("inbox row given up", inbox_event_id=row.event_id, kind=row.kind, reason=error)

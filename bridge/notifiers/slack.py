@@ -104,6 +104,15 @@ class SlackContext:
             session=self._session,
             retry_handlers=handlers,
         )
+        # Posting a status message must never be repeated blindly: a dropped connection or a 429 can
+        # follow a post that took effect, and only the marker and history search know whether it did.
+        self.once_client = AsyncWebClient(
+            token=settings.bot_token.get_secret_value(),
+            base_url=settings.api_url,
+            timeout=API_TIMEOUT,
+            session=self._session,
+            retry_handlers=[],
+        )
         self.people = CreatorDirectory(self.client, engine, metrics)
         self.artifacts = ArtifactTeller(self.client, oz, self._session, engine, metrics)
 
@@ -137,7 +146,9 @@ class SlackNotifier:
         self._place = place
         children_in_thread = context.settings.children == "thread"
         self._placer = Placer(context.engine, context.people, children_in_thread=children_in_thread, place=place)
-        self._status = StatusMessages(context.client, context.engine, context.instance_id, self._render)
+        self._status = StatusMessages(
+            context.client, context.once_client, context.engine, context.instance_id, self._render
+        )
 
     async def send(self, event: Event) -> Outcome:
         try:

@@ -16,9 +16,9 @@ from bridge.digest import local_window
 from bridge.events import JSONDict
 from bridge.notifiers.slack_messages import (
     CONTEXT_ITEM_LIMIT,
+    FALLBACK_LIMIT,
     HEADER_LIMIT,
     SECTION_LIMIT,
-    TEXT_LIMIT,
     clean,
     escape,
     link,
@@ -53,7 +53,7 @@ def digest_message(digest: JSONDict) -> tuple[str, list[Block]]:
         blocks.append(ContextBlock(elements=[_mrkdwn(f"By agent: {agents}", CONTEXT_ITEM_LIMIT * 10)]))
     failed = int(digest.get("failed_total") or 0)
     text = f"📊 Digest {escape(name)}: {runs} run(s), {failed} failed, ~${cost:,.2f}"
-    return truncate(text, TEXT_LIMIT, mrkdwn=True), blocks
+    return truncate(text, FALLBACK_LIMIT, mrkdwn=True), blocks
 
 
 def _digest_counts(counts: object, label: Callable[[str], str]) -> str:

@@ -52,6 +52,8 @@ ROOT_EVENT_TYPE = "oz_run"  # message metadata type that marks a root, carrying 
 BROADCAST_EVENTS = frozenset({"run.failed", "run.errored", "run.blocked"})
 
 SECTION_LIMIT, HEADER_LIMIT, BUTTON_LIMIT, TEXT_LIMIT, URL_LIMIT, VALUE_LIMIT = 3000, 150, 75, 40000, 3000, 2000
+# The fallback ``text`` (notifications, screen readers): Slack recommends at most 4,000 characters.
+FALLBACK_LIMIT = 4000
 PROMPT_EXCERPT = 500
 CONTEXT_ITEM_LIMIT = 200
 PROBLEM_STATES = frozenset({"FAILED", "ERROR", "BLOCKED"})
@@ -265,7 +267,7 @@ def root_message(
     if buttons:
         blocks.append(ActionsBlock(elements=buttons))
     text = f"{emoji} {label}: {escape(title)}" + (f": {problem}" if problem else "")
-    return truncate(text, TEXT_LIMIT, mrkdwn=True), blocks
+    return truncate(text, FALLBACK_LIMIT, mrkdwn=True), blocks
 
 
 def _facts(run: JSONDict) -> list[str]:
@@ -362,7 +364,7 @@ def thread_reply(event: Event) -> tuple[str, list[Block]]:
     blocks: list[Block] = [SectionBlock(text=_mrkdwn(text))]
     if event.type in ("run.blocked", RUN_STILL_BLOCKED):
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=ANSWER_HINT)]))
-    return truncate(text, TEXT_LIMIT, mrkdwn=True), blocks
+    return truncate(text, FALLBACK_LIMIT, mrkdwn=True), blocks
 
 
 def creator_mention(run: JSONDict) -> str | None:

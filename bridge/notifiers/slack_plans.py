@@ -16,7 +16,7 @@ from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, ContextBlock, MarkdownTextObject, SectionBlock
 
-from bridge.notifiers.slack_messages import SECTION_LIMIT, TEXT_LIMIT, clean, escape, link, truncate, utf16_len
+from bridge.notifiers.slack_messages import FALLBACK_LIMIT, SECTION_LIMIT, clean, escape, link, truncate, utf16_len
 
 APPROVE_PLAN_ACTION_ID = "oz_approve_plan"
 PLAN_BUDGET = 9000  # mrkdwn characters of plan per message: room for the rest, well under Slack's limits
@@ -208,4 +208,4 @@ def plan_message(title: str, markdown: str, url: object, run_id: str) -> tuple[s
     approve = ButtonElement(text="Approve plan", action_id=APPROVE_PLAN_ACTION_ID, value=run_id[:2000], style="primary")
     blocks.append(ActionsBlock(elements=[approve]))
     text = heading + ("\n" + rendered.sections[0] if rendered.sections else "")
-    return truncate(text, min(TEXT_LIMIT, 4000), mrkdwn=True), blocks
+    return truncate(text, FALLBACK_LIMIT, mrkdwn=True), blocks

@@ -60,8 +60,13 @@ def _is_status_of(message: dict[str, Any], run_id: str) -> bool:
 
 
 class StatusMessages:
-    def __init__(self, client: AsyncWebClient, engine: AsyncEngine, instance_id: str, render: Render) -> None:
+    def __init__(
+        self, client: AsyncWebClient, once_client: AsyncWebClient, engine: AsyncEngine, instance_id: str, render: Render
+    ) -> None:
         self._client = client
+        # Status messages are posted without the SDK's in-place retries: after a dropped answer only
+        # the marker and the history search can tell whether the post took effect.
+        self._once_client = once_client
         self._engine = engine
         self._me = instance_id  # markers carry it: a marker of ours is a retry, not a peer still posting
         self._render = render
@@ -119,7 +124,7 @@ class StatusMessages:
 
     async def _post(self, event: Event, planned: PlannedPlacement) -> Posted:
         text, blocks = await self._render(event.fields, planned)
-        response = await self._client.chat_postMessage(
+        response = await self._once_client.chat_postMessage(
             channel=planned.channel_id or planned.place,
             thread_ts=planned.thread_ts,
             text=text,

@@ -11,6 +11,7 @@ written first, so a retry after a crash looks in Slack before posting again.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -106,6 +107,29 @@ async def thread_owner(conn: AsyncConnection, channel_id: str, thread_ts: str) -
     )
     row = (await conn.execute(query)).first()
     return _placement(row) if row else None
+
+
+async def thread_owners(conn: AsyncConnection, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """(channel id, thread ts) → the run owning that thread (the newest), for those of ``pairs`` that are
+    bridge threads. A started thread is one from the moment its placement is planned."""
+    if not pairs:
+        return {}
+    wanted = or_(*(and_(_p.channel_id == channel, _p.thread_ts == ts) for channel, ts in pairs))
+    query = (
+        select(_p.channel_id, _p.thread_ts, _p.run_id)
+        .where(wanted, _p.owns_thread.is_(True))
+        .order_by(_p.created_at, _p.run_id)
+    )
+    # Ordered oldest first, so the newest owner of each thread is the one left in the map.
+    return {(str(row.channel_id), str(row.thread_ts)): str(row.run_id) for row in await conn.execute(query)}
+
+
+async def marker_channels(conn: AsyncConnection, channel_ids: Sequence[str], since: datetime) -> frozenset[str | None]:
+    """Channels (by id; None for one known only by name) where a status message has been about to be
+    posted since ``since``: a thread there may become a bridge thread any moment."""
+    in_channels = or_(_p.channel_id.is_(None), _p.channel_id.in_(list(channel_ids)))
+    query = select(_p.channel_id).where(_p.status_ts.is_(None), in_channels, _p.created_at >= since).distinct()
+    return frozenset((await conn.execute(query)).scalars())
 
 
 async def in_thread(conn: AsyncConnection, channel_id: str, thread_ts: str) -> list[SlackPlacement]:

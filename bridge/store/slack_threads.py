@@ -7,6 +7,7 @@ it) or the top of a thread a run owns (a reply was posted in it).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -44,6 +45,25 @@ async def find_by_root(conn: AsyncConnection, channel_id: str, ts: str) -> Slack
     if found is None:
         found = await slack_placements.thread_owner(conn, channel_id, ts)
     return _thread(found)
+
+
+@dataclass(frozen=True)
+class RootLookup:
+    """Which of the asked (channel id, thread ts) pairs are bridge threads, and where one may be about to appear."""
+
+    roots: dict[tuple[str, str], str]  # (channel id, thread ts) → the run owning the thread
+    marker_channels: frozenset[str | None]  # channel ids of recent markers; None: a channel not known by id
+
+
+async def lookup_roots(conn: AsyncConnection, pairs: Sequence[tuple[str, str]], markers_since: datetime) -> RootLookup:
+    """The bridge threads among ``pairs``, and the channels of markers left since ``markers_since``.
+
+    A status message is always either recorded or announced by a marker before it is
+    posted, so a pair that is neither is no bridge thread now.
+    """
+    owners = await slack_placements.thread_owners(conn, pairs)
+    markers = await slack_placements.marker_channels(conn, sorted({channel for channel, _ in pairs}), markers_since)
+    return RootLookup(owners, markers)
 
 
 async def reserve(

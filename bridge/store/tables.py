@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -178,9 +179,13 @@ inbound_events = Table(
     # What the effect on Oz came to, stored before Slack is told, so a retry of
     # the telling never repeats the follow-up or the cancel.
     Column("outcome", JSON, nullable=True),
+    # True on the one pending row of a queue that may be acted on now (its oldest),
+    # and on every pending row without a queue: a claim reads heads only, whatever the backlog.
+    Column("head", Boolean, nullable=False, server_default=false()),
     Index("ix_inbound_due", "status", "next_attempt_at"),
     Index("uq_inbound_dedupe", "dedupe_key", unique=True),
     Index("ix_inbound_queue", "status", "queue_key", "received_at"),
+    Index("ix_inbound_heads", "head", "next_attempt_at"),
 )
 
 leases = Table(

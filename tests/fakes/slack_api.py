@@ -104,6 +104,8 @@ class FakeSlack:
         self._channel_errors: dict[str, str] = {}
         self._failures: dict[str, deque[tuple[str, int]]] = defaultdict(deque)
         self._rate_limits: dict[str, deque[int]] = defaultdict(deque)
+        self._response_url_failures: dict[str, int] = {}
+        self._after_effect: dict[str, deque[str]] = defaultdict(deque)
         self._sockets: set[web.WebSocketResponse] = set()
         self._changed = asyncio.Condition()
         self._last_ts = 0.0
@@ -169,6 +171,16 @@ class FakeSlack:
         """The next ``count`` calls of ``method`` answer ``{"ok": false, "error": error}`` with ``status``."""
         self._failures[method].extend([(error, status)] * count)
 
+    def fail_after_effect(self, method: str, how: str = "500", count: int = 1) -> None:
+        """The next ``count`` calls of ``method`` take effect, then the answer is lost.
+
+        ``how``: ``"500"`` (``internal_error``), ``"429"`` (``ratelimited``, as a proxy might answer),
+        ``"reset"`` (the connection is dropped) or ``"hang"`` (no answer until the caller gives up).
+        """
+        if how not in ("500", "429", "reset", "hang"):
+            raise ValueError(f"unknown failure {how!r}")
+        self._after_effect[method].extend([how] * count)
+
     def rate_limit_next(self, method: str, count: int = 1, retry_after: int = 1) -> None:
         self._rate_limits[method].extend([retry_after] * count)
 
@@ -226,6 +238,10 @@ class FakeSlack:
     def shared_files(self, channel: str) -> list[Args]:
         """Messages of ``channel`` that share files (``files.completeUploadExternal``), oldest first."""
         return [m for m in self._messages[channel_id_for(channel)] if m.get("files")]
+
+    def fail_response_url(self, key: str, status: int = 500) -> None:
+        """The next POST to ``response_url(key)`` answers ``status`` (it is still recorded)."""
+        self._response_url_failures[key] = status
 
     def response_url(self, key: str = "default") -> str:
         """A ``response_url`` as Slack puts in interactivity payloads; POSTs land in ``response_url_posts``."""
@@ -297,6 +313,9 @@ class FakeSlack:
 
     async def _response_url(self, request: web.Request) -> web.Response:
         self.response_url_posts.append(ResponseUrlPost(str(request.url), await request.json()))
+        status = self._response_url_failures.pop(request.match_info["key"], None)
+        if status is not None:
+            return web.Response(status=status, text="internal_error")
         return web.json_response({"ok": True})
 
     # ---- Web API dispatch --------------------------------------------------------------------------
@@ -318,9 +337,23 @@ class FakeSlack:
             handler = self._methods.get(method)
             if handler is None:
                 raise SlackError("unknown_method")
-            return web.json_response(handler(args))
+            answer = handler(args)
+            if self._after_effect[method]:
+                return await self._lose_answer(request, self._after_effect[method].popleft())
+            return web.json_response(answer)
         except SlackError as exc:
             return web.json_response({"ok": False, "error": exc.code})
+
+    async def _lose_answer(self, request: web.Request, how: str) -> web.Response:
+        if how == "500":
+            return web.json_response({"ok": False, "error": "internal_error"}, status=500)
+        if how == "429":
+            return web.json_response({"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "1"})
+        if how == "hang":
+            await asyncio.sleep(3600)  # the client's timeout ends it; stopping the fake cancels it
+        assert request.transport is not None
+        request.transport.abort()  # "reset": the effect happened, the caller sees a dropped connection
+        return web.Response(status=500)
 
     def _check_token(self, method: str, token: str) -> None:
         if not token:

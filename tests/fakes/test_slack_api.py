@@ -210,3 +210,33 @@ async def test_users_are_found_by_email_and_get_a_dm_channel(fake: FakeSlack, cl
     with pytest.raises(SlackApiError) as caught:
         await client.users_lookupByEmail(email="nobody@example.com")
     assert caught.value.response["error"] == "users_not_found"
+
+
+@pytest.mark.parametrize(
+    ("how", "raised"), [("500", SlackApiError), ("429", SlackApiError), ("reset", aiohttp.ClientError)]
+)
+async def test_a_call_can_take_effect_and_lose_its_answer(
+    fake: FakeSlack, client: AsyncWebClient, how: str, raised: type[Exception]
+) -> None:
+    fake.fail_after_effect("chat.postMessage", how)
+    with pytest.raises(raised):
+        await client.chat_postMessage(channel="C0123456789", text="took effect")
+    assert [m["text"] for m in fake.messages("C0123456789")] == ["took effect"]
+    await client.chat_postMessage(channel="C0123456789", text="answered")  # only the next call was affected
+
+
+async def test_a_hanging_answer_ends_with_the_clients_timeout(fake: FakeSlack) -> None:
+    fake.fail_after_effect("chat.postMessage", "hang")
+    impatient = AsyncWebClient(token=TOKEN, base_url=fake.api_url, timeout=1, retry_handlers=[])
+    with pytest.raises(TimeoutError):
+        await impatient.chat_postMessage(channel="C0123456789", text="took effect")
+    assert len(fake.messages("C0123456789")) == 1
+
+
+async def test_a_response_url_can_fail(fake: FakeSlack) -> None:
+    fake.fail_response_url("k", 503)
+    async with aiohttp.ClientSession() as session, session.post(fake.response_url("k"), json={"text": "x"}) as r:
+        assert r.status == 503
+    async with aiohttp.ClientSession() as session, session.post(fake.response_url("k"), json={"text": "y"}) as r:
+        assert r.status == 200
+    assert [post.body["text"] for post in fake.response_url_posts] == ["x", "y"]

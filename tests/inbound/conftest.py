@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestServer
 from oz_agent_sdk import AsyncOzAPI
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bridge.inbound import Inbound, WorkerSettings, build_inbound
 from bridge.metrics import Metrics
 from bridge.sim import Simulator
-from bridge.web import build_web_app
+from bridge.web import SERVER_OPTIONS, build_web_app
 from tests.fakes.slack_api import FakeSlack
 from tests.inbound.harness import (
     API_KEY,
@@ -69,7 +70,9 @@ async def make_harness(
         settings = make_settings(tmp_path, **slack_settings)
         inbound = build_inbound(settings, engine, oz, slack, metrics, worker_settings=worker)
         app = build_web_app(always_ready, no_metrics, extra_routes=inbound.routes())
-        client = await aiohttp_client(app)
+        server = TestServer(app)
+        await server.start_server(**SERVER_OPTIONS)  # as oz-bridge run serves it: bodies as received
+        client = await aiohttp_client(server)
         if start:
             await inbound.start()
             started.append(inbound)

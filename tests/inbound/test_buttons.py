@@ -102,3 +102,19 @@ async def test_clicks_on_other_buttons_are_acknowledged_and_ignored(harness: Har
     assert response.status == 200
     assert harness.sim.cancels() == []
     assert {call.method for call in harness.fake.calls} == {"chat.postMessage"}  # only the root, posted by the test
+
+
+@pytest.mark.parametrize("status", [500, 429, 404])
+async def test_when_the_response_url_fails_the_clicker_gets_an_ephemeral_message_at_once(
+    harness: Harness, status: int
+) -> None:
+    thread = await harness.thread("QUEUED")
+    harness.fake.fail_response_url("broken", status)
+    await harness.post_action(
+        action_payload(thread.root_ts, thread.run_id, response_url=harness.fake.response_url("broken"))
+    )
+    await harness.settle()
+    assert len(harness.fake.response_url_posts) == 1
+    [ephemeral] = harness.fake.calls_to("chat.postEphemeral")
+    assert "cancelled" in ephemeral.args["text"]
+    assert len(harness.sim.cancels()) == 1

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import io
 import json
 import logging
 import time
+import zlib
 from collections.abc import AsyncIterator
 
+import pytest
+
 from bridge.logs import configure
+from bridge.store import inbox
 from tests.inbound.harness import BOT_TOKEN, SIGNING_SECRET, Harness, HarnessFactory, event_body, sign
+from tests.inbound.test_events_fuzz import sign as raw_sign
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
@@ -61,12 +67,58 @@ async def test_a_chunked_body_over_one_mebibyte_is_refused_with_413(harness: Har
     assert response.status == 413
 
 
-async def test_malformed_json_and_forms_are_refused_with_400(harness: Harness) -> None:
+async def test_bodies_that_are_not_json_objects_or_forms_are_refused_with_400(harness: Harness) -> None:
     assert (await harness.post(b"{not json", JSON)).status == 400
     assert (await harness.post(b'["a list"]', JSON)).status == 400
-    assert (await harness.post(b'{"type": "event_callback"}', JSON)).status == 400
     assert (await harness.post(b"payload=%7Bbroken", FORM)).status == 400
     assert (await harness.post(b"no-payload-here=1", FORM)).status == 400
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"type": "event_callback"},
+        {"type": ["event_callback"]},
+        {"type": "event_callback", "event_id": "Ev1", "event": {"type": ["message"]}},
+        {"type": "event_callback", "event_id": "Ev2", "event": {"type": "message", "subtype": {"x": 1}}},
+        {"type": "event_callback", "event_id": "Ev3", "event": {"type": "message", "thread_ts": 1.5}},
+        {"type": "event_callback", "event_id": {"id": 1}, "event": {"type": "message"}},
+        {"type": "url_verification", "challenge": ["c"]},
+    ],
+)
+async def test_signed_json_of_the_wrong_shape_is_acknowledged_counted_and_never_stored(
+    harness: Harness, body: dict[str, object]
+) -> None:
+    # A 4xx or 5xx would only make Slack send the same body again, for ever.
+    response = await harness.post(json.dumps(body).encode(), JSON)
+    assert response.status == 200
+    kind = body["type"] if isinstance(body["type"], str) else "unknown"
+    assert harness.metrics.slack_inbound.labels(kind, "unusable")._value.get() == 1
+    async with harness.engine.connect() as conn:
+        assert await inbox.all_rows(conn) == []
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "br", "zstd", "x-unknown", "gzip, identity"])
+async def test_a_content_encoding_is_refused_with_415_after_the_signature_over_the_bytes_received(
+    harness: Harness, coding: str
+) -> None:
+    body = json.dumps(event_body({"type": "message"})).encode()
+    headers = {"Content-Type": JSON, "Content-Encoding": coding}
+    unsigned = await harness.client.post("/slack/events", data=body, headers=headers)
+    signed = await harness.client.post("/slack/events", data=body, headers={**headers, **sign(body)})
+    assert unsigned.status == 401
+    assert signed.status == 415 and signed.headers["Accept-Encoding"] == "identity"
+    for compressed in (gzip.compress(body), zlib.compress(body)):
+        # Signed over the compressed bytes, or over the body before compression: neither is Slack's.
+        for signature in (raw_sign(compressed), sign(body)):
+            response = await harness.client.post("/slack/events", data=compressed, headers={**headers, **signature})
+            assert response.status == 401
+
+
+async def test_identity_coding_is_no_coding(harness: Harness) -> None:
+    body = json.dumps({"type": "url_verification", "challenge": "c"}).encode()
+    response = await harness.post(body, JSON, headers={"Content-Encoding": "identity"})
+    assert response.status == 200
 
 
 async def test_without_a_signing_secret_the_route_answers_404(make_harness: HarnessFactory) -> None:
@@ -113,3 +165,23 @@ async def test_no_secret_reaches_the_logs(make_harness: HarnessFactory) -> None:
     logged = stream.getvalue()
     assert "inbox row done" in logged
     assert SIGNING_SECRET not in logged and BOT_TOKEN not in logged
+
+
+async def test_malformed_http_is_a_400_and_a_warning_not_an_error_with_a_traceback(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = json.dumps(event_body({"type": "message"})).encode()
+    signature = "".join(f"{k}: {v}\r\n" for k, v in sign(body).items()).encode()
+    raw = (
+        b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + signature
+        + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n" + body + b"\r\n0\r\n\r\n"
+    )  # fmt: skip
+    reader, writer = await asyncio.open_connection(harness.client.host, harness.client.port)
+    with caplog.at_level(logging.DEBUG):
+        writer.write(raw)
+        status_line = await reader.readline()
+        writer.close()
+        await asyncio.sleep(0.05)
+    assert status_line.split()[1] == b"400"
+    server = [record for record in caplog.records if record.name.startswith("aiohttp.server")]
+    assert server and all(r.levelno == logging.WARNING and r.exc_info is None for r in server)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 from typing import Any
@@ -13,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bridge.store import inbox
-from tests.inbound.harness import SIGNING_SECRET, Harness
+from tests.inbound.harness import Harness
+from tests.inbound.harness import sign_raw as sign
 
 HEADER_TEXT = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=80)
 CONTENT_TYPES = st.sampled_from(
@@ -67,13 +66,6 @@ def bodies(root_ts: str) -> st.SearchStrategy[tuple[bytes, str]]:
         st.just("application/x-www-form-urlencoded"),
     )
     return st.one_of(garbage, json_body, events, forms)
-
-
-def sign(body: bytes, timestamp: int | None = None) -> dict[str, str]:
-    """Slack's algorithm over the raw bytes, so even a body that isn't UTF-8 gets a valid signature."""
-    ts = str(int(time.time()) if timestamp is None else timestamp)
-    digest = hmac.new(SIGNING_SECRET.encode(), b"v0:" + ts.encode() + b":" + body, hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
 
 
 @st.composite

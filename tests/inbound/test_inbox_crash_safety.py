@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from bridge.inbound import WorkerSettings
+from bridge.logs import configure
 from bridge.store import inbox
 from tests.inbound.harness import FAST, Harness, HarnessFactory
 
@@ -112,3 +116,37 @@ async def test_a_started_inbound_acts_without_being_prodded(make_harness: Harnes
             break
         await asyncio.sleep(0.02)
     assert [f.message for f in harness.sim.followups(thread.run_id)] == ["background"]
+
+
+async def test_when_the_inbox_cannot_be_written_slack_gets_503_and_its_retry_is_stored(harness: Harness) -> None:
+    thread = await harness.thread()
+    await harness.post_event(harness.reply(thread, "warm the directory"))
+    reply = harness.reply(thread, "not lost")
+    async with harness.engine.begin() as conn:
+        await conn.exec_driver_sql("ALTER TABLE inbound_events RENAME TO inbound_events_away")
+    refused = await harness.post_event(reply, event_id="Ev-unstored")
+    async with harness.engine.begin() as conn:
+        await conn.exec_driver_sql("ALTER TABLE inbound_events_away RENAME TO inbound_events")
+    retried = await harness.post_event(reply, event_id="Ev-unstored")  # Slack's retry
+
+    assert (refused.status, retried.status) == (503, 200)
+    await until(lambda: len(harness.sim.followups(thread.run_id)) == 2, harness)
+    assert [f.message for f in harness.sim.followups(thread.run_id)] == ["warm the directory", "not lost"]
+
+
+async def test_a_retry_is_logged_with_its_time_in_rfc3339(harness: Harness) -> None:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    configure("json", "info", stream=stream)
+    try:
+        thread = await harness.thread()
+        harness.sim.inject_fault(503, count=1, path=f"/api/v1/agent/runs/{thread.run_id}/followups")
+        await harness.post_event(harness.reply(thread, "later"))
+        await until(lambda: harness.sim.followups(), harness)
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    [retry] = [json.loads(line) for line in stream.getvalue().splitlines() if "will be retried" in line]
+    assert isinstance(retry["retry_at"], str)
+    assert datetime.fromisoformat(retry["retry_at"]).tzinfo is not None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from tests.inbound.harness import HUMAN, Harness, HarnessFactory
+from bridge.store import inbox, slack_threads
+from tests.inbound.harness import CHANNEL, HUMAN, Harness, HarnessFactory, Thread
 
 
 async def test_a_signed_thread_reply_becomes_one_follow_up_without_the_bot_mention(harness: Harness) -> None:
@@ -181,3 +183,54 @@ async def _sleep(seconds: float) -> None:
     import asyncio
 
     await asyncio.sleep(seconds)
+
+
+async def test_chatter_that_cannot_concern_the_bridge_never_reaches_the_inbox(harness: Harness) -> None:
+    thread = await harness.thread()
+    foreign_root = harness.fake.post_user_message(thread.channel, "someone else's thread")
+    noise: list[dict[str, Any]] = []
+    for n in range(20):
+        top_level = harness.reply(thread, f"chatter {n}")
+        del top_level["thread_ts"]
+        noise += [
+            top_level,
+            {**harness.reply(thread, f"elsewhere {n}"), "thread_ts": foreign_root["ts"]},
+            {**harness.reply(thread, f"beep {n}"), "bot_id": "BOTHER"},
+            {**harness.reply(thread, f"edit {n}"), "subtype": "message_changed"},
+        ]
+    for event in noise:
+        assert (await harness.post_event(event)).status == 200
+
+    async with harness.engine.connect() as conn:
+        assert await inbox.all_rows(conn) == []
+    ignored = {
+        reason: harness.metrics.slack_ignored.labels(reason)._value.get()
+        for reason in ("not_in_a_thread", "foreign_thread", "bot", "subtype")
+    }
+    assert ignored == {"not_in_a_thread": 20, "foreign_thread": 20, "bot": 20, "subtype": 20}
+
+
+async def test_a_reply_while_its_root_is_still_being_recorded_is_kept_and_sent_once_recorded(
+    harness: Harness,
+) -> None:
+    run_id = harness.sim.create_run(state="INPROGRESS")["run_id"]
+    posted = await harness.slack.chat_postMessage(channel=CHANNEL, text="root, its record not yet saved")
+    async with harness.engine.begin() as conn:
+        await slack_threads.reserve(
+            conn, run_id, CHANNEL, channel_id=CHANNEL, claimed_by="peer", event_id="root", now=datetime.now(UTC)
+        )
+    thread = Thread(run_id, CHANNEL, str(posted["ts"]))
+
+    assert (await harness.post_event(harness.reply(thread, "quick reply"))).status == 200
+    await harness.settle()
+    assert harness.sim.followups() == []  # waiting for the record, not thrown away
+    async with harness.engine.begin() as conn:
+        await slack_threads.record_root(
+            conn, run_id, CHANNEL, channel_id=CHANNEL, ts=thread.root_ts, shown_updated_at=None
+        )
+    for _ in range(60):
+        await harness.settle()
+        if harness.sim.followups():
+            break
+        await _sleep(0.05)
+    assert [f.message for f in harness.sim.followups(run_id)] == ["quick reply"]

@@ -130,6 +130,14 @@ def test_truncation_counts_utf16_and_never_splits_characters_or_entities() -> No
     assert truncate("see <https://example.com/x|link>", 12, mrkdwn=True) == "see …"
 
 
+def test_a_long_status_message_keeps_the_fallback_text_within_4000_characters() -> None:
+    long = "a failure explained at great length " * 400
+    text, _ = root_message(run("FAILED", status_message={"message": long, "error_code": "internal_error"}))
+    reply, _ = thread_reply(event("run.failed", "FAILED", "INPROGRESS", status_message={"message": long}))
+    assert utf16_len(text) <= 4000 and text.endswith("…")
+    assert utf16_len(reply) <= 4000 and reply.endswith("…")
+
+
 def test_durations_and_costs() -> None:
     assert format_duration("PT2M30S") == "2m 30s"
     assert format_duration("P1DT2H") == "1d 2h"
@@ -194,7 +202,7 @@ def wild_runs(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def assert_within_limits(text: str, blocks: list[Block]) -> None:
-    assert utf16_len(text) <= 40000
+    assert utf16_len(text) <= 4000  # Slack's recommended limit for the fallback text
     for block in blocks:
         block.validate_json()
         encoded = json.dumps(block.to_dict(), ensure_ascii=False).encode("utf-8")  # no lone surrogates

@@ -200,10 +200,25 @@ async def test_a_long_rate_limit_goes_back_to_the_outbox_with_its_delay(fake: Fa
     assert len(fake.calls_to("chat.postMessage")) == 1
 
 
-async def test_a_short_rate_limit_is_waited_out_by_the_sdk(fake: FakeSlack, context: SlackContext) -> None:
-    fake.rate_limit_next("chat.postMessage", count=1, retry_after=0)
+async def test_a_short_rate_limit_on_a_thread_reply_is_waited_out_by_the_sdk(
+    fake: FakeSlack, context: SlackContext
+) -> None:
     assert (await notifier(context).send(STARTED)).status == "done"
-    assert len(fake.calls_to("chat.postMessage")) == 2 and len(roots(fake)) == 1
+    fake.rate_limit_next("chat.postMessage", count=1, retry_after=0)
+    assert (await notifier(context).send(FAILED)).status == "done"
+    assert len(fake.calls_to("chat.postMessage")) == 3 and len(roots(fake)) == 1 and len(replies(fake)) == 1
+
+
+@pytest.mark.parametrize("how", ["429", "reset"])
+async def test_a_root_post_is_never_repeated_in_place_even_when_its_answer_was_lost(
+    fake: FakeSlack, context: SlackContext, how: str
+) -> None:
+    # A 429 or a dropped connection may follow a post that took effect: only the marker knows.
+    fake.fail_after_effect("chat.postMessage", how)
+    assert (await notifier(context).send(STARTED)).status == "retry"
+    assert len(fake.calls_to("chat.postMessage")) == 1
+    assert (await notifier(context).send(STARTED)).status == "done"  # the outbox's retry finds the root
+    assert len(roots(fake)) == 1 and len(fake.calls_to("chat.postMessage")) == 1
 
 
 @pytest.mark.parametrize(

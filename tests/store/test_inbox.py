@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.store import inbox
 from bridge.store.inbox import NewInboxEntry
+from bridge.store.tables import inbound_events
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=60)
@@ -53,14 +55,53 @@ async def test_a_claimed_row_is_not_handed_out_again_until_its_lease_ends(engine
 
 
 async def test_only_the_oldest_pending_row_of_a_thread_is_claimable(engine: AsyncEngine) -> None:
-    await put(engine, entry("Ev-b", queue="thread:C1:1"), T0 + timedelta(seconds=1))
-    await put(engine, entry("Ev-a", queue="thread:C1:1"), T0)
+    await put(engine, entry("Ev-b", queue="thread:C1:1"), T0)
+    await put(engine, entry("Ev-a", queue="thread:C1:1"), T0 + timedelta(seconds=1))
     await put(engine, entry("Ev-c", queue="thread:C1:2"), T0 + timedelta(seconds=2))
     later = T0 + timedelta(seconds=5)
-    assert await claim(engine, at=later) == ["Ev-a", "Ev-c"]
+    assert await claim(engine, at=later) == ["Ev-b", "Ev-c"]
     async with engine.begin() as conn:
-        await inbox.mark_done(conn, "Ev-a", later)
-    assert await claim(engine, at=later) == ["Ev-b"]
+        await inbox.mark_done(conn, "Ev-b", later)
+    assert await claim(engine, at=later) == ["Ev-a"]
+
+
+async def test_one_batch_keeps_its_order_within_a_thread_and_its_duplicates_out(engine: AsyncEngine) -> None:
+    batch = [
+        entry("Ev-z", queue="thread:C1:1", dedupe="message:C1:5"),
+        entry("Ev-y", queue="thread:C1:1", dedupe="message:C1:5"),  # app_mention of the same message
+        entry("Ev-x", queue="thread:C1:1", dedupe="message:C1:6"),
+        entry("Ev-z", queue="thread:C1:1", dedupe="message:C1:7"),  # a retry within the batch
+        entry("Ev-w"),
+    ]
+    async with engine.begin() as conn:
+        assert await inbox.store_many(conn, batch, T0) == [True, False, True, False, True]
+    assert await claim(engine, at=T0 + timedelta(seconds=1)) == ["Ev-z", "Ev-w"]
+    async with engine.begin() as conn:
+        await inbox.mark_done(conn, "Ev-z", T0)
+        assert await inbox.store_many(conn, [entry("Ev-z"), entry("Ev-v", queue="thread:C1:1")], T0) == [False, True]
+    assert await claim(engine, at=T0 + timedelta(seconds=1)) == ["Ev-x"]
+    async with engine.begin() as conn:
+        await inbox.mark_failed(conn, "Ev-x", T0, "gave up")
+    assert await claim(engine, at=T0 + timedelta(seconds=1)) == ["Ev-v"]
+
+
+async def test_a_long_thread_backlog_yields_one_head(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await inbox.store_many(conn, [entry(f"Ev-{i:04d}", queue="thread:C1:1") for i in range(500)], T0)
+        await inbox.store_many(conn, [entry("Ev-other", queue="thread:C1:2")], T0 + timedelta(seconds=1))
+    assert await claim(engine, at=T0 + timedelta(seconds=2), limit=10) == ["Ev-0000", "Ev-other"]
+
+
+async def test_repair_gives_a_headless_queue_its_oldest_row_as_head(engine: AsyncEngine) -> None:
+    await put(engine, entry("Ev-1", queue="thread:C1:1"), T0)
+    await put(engine, entry("Ev-2", queue="thread:C1:1"), T0 + timedelta(seconds=1))
+    async with engine.begin() as conn:
+        await conn.execute(update(inbound_events).values(head=False))  # as a hand-edited database might be
+    assert await claim(engine, at=T0 + timedelta(seconds=5)) == []
+    async with engine.begin() as conn:
+        assert await inbox.repair_heads(conn) == 1
+        assert await inbox.repair_heads(conn) == 0
+    assert await claim(engine, at=T0 + timedelta(seconds=5)) == ["Ev-1"]
 
 
 async def test_a_row_waiting_for_its_retry_still_holds_back_its_thread(engine: AsyncEngine) -> None:
