@@ -24,6 +24,7 @@ from bridge.notifiers.registry import NotifierDeps, build_notifiers
 from bridge.notifiers.slack import SlackContext
 from bridge.oz import build_client
 from bridge.poller import Poller
+from bridge.readiness import assess
 from bridge.settings import RouteSettings, Settings
 from bridge.store import outbox
 from bridge.store import runs as run_store
@@ -83,7 +84,6 @@ class Bridge:
             self.metrics,
             on_committed=self.delivery.wake,
         )
-        await self.poller.prepare()
         self._tasks.append(asyncio.create_task(self.delivery.run(), name="delivery"))
         await self._start_inbound()
         await self._start_http()
@@ -133,6 +133,14 @@ class Bridge:
         self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
 
     async def _poll_job(self) -> None:
+        try:
+            await self._poll_under_lease()
+        except asyncio.CancelledError:
+            # Only shutdown cancels a job (one that outlived the grace period): its page
+            # commits or rolls back, and the next start reads it again. Not an error.
+            log.info("a poll was cut short by shutdown; its page will be read again")
+
+    async def _poll_under_lease(self) -> None:
         assert self.poller is not None
         async with self._poll_lock:
             try:
@@ -166,19 +174,8 @@ class Bridge:
                 state = await run_store.load_poll_state(conn)
         except Exception as exc:
             return False, {"reason": f"database unreachable ({type(exc).__name__})"}
-        last = state.last_success_at if state else None
-        error = self.poller.last_error if self.poller else None
-        if last is None:
-            return False, {"reason": "no successful poll yet", "poll_error": error}
-        age = (datetime.now(UTC) - last).total_seconds()
-        detail: dict[str, Any] = {
-            "last_poll_success": last.isoformat(),
-            "last_poll_age_seconds": round(age, 3),
-            "role": "leader" if self.leadership.is_leader else "follower",
-        }
-        if age > 3 * self.settings.poll.interval:
-            return False, {**detail, "reason": "no successful poll within 3 poll intervals", "poll_error": error}
-        return True, detail
+        status = self.poller.status() if self.poller else None
+        return assess(state, status, self.leadership.is_leader, datetime.now(UTC), self.settings.poll.interval)
 
     async def render_metrics(self) -> bytes:
         try:
@@ -197,7 +194,9 @@ class Bridge:
     async def stop(self) -> None:
         """Stop polling, finish in-flight deliveries within the grace period, close."""
         if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+            # No job starts from now on, but one under way finishes: shutting the scheduler
+            # down first would cancel it mid-poll (apscheduler logs that as a job error).
+            self.scheduler.pause()
         try:
             # A poll in flight commits its page or rolls back; either way nothing is lost.
             await asyncio.wait_for(self._poll_lock.acquire(), timeout=self.settings.delivery.shutdown_grace)
@@ -206,6 +205,8 @@ class Bridge:
             log.warning("a poll was still running at shutdown; its page will be read again")
         except Exception:
             log.warning("could not hand the poller lease back; it will expire", exc_info=True)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
         if self.delivery is not None:
             await self.delivery.stop()
         for task in self._tasks:
