@@ -33,6 +33,7 @@ from bridge.web import build_web_app
 
 log = get_logger("bridge.app")
 POLL_JOB = "poll"
+START_POINT_WITHIN = 5.0  # seconds start-up waits for the API's time on first boot
 HOUSEKEEPING_JOB = "housekeeping"
 
 
@@ -84,6 +85,7 @@ class Bridge:
             self.metrics,
             on_committed=self.delivery.wake,
         )
+        await self._fix_start_point()
         self._tasks.append(asyncio.create_task(self.delivery.run(), name="delivery"))
         await self._start_inbound()
         await self._start_http()
@@ -101,6 +103,17 @@ class Bridge:
         )
         self.scheduler.start()
         log.info("oz-bridge started", port=self.port, targets=sorted(self.settings.targets))
+
+    async def _fix_start_point(self) -> None:
+        """On first boot the start point is the API's now, asked before anything is served, so a
+        run changed once the bridge answers /healthz is never before it. An API that does not
+        answer in time leaves it to the first successful poll."""
+        assert self.poller is not None
+        try:
+            await asyncio.wait_for(self.poller.prepare(), timeout=START_POINT_WITHIN)
+        except Exception as exc:
+            log.warning("could not ask the Oz API for its time; the first successful poll fixes the start point",
+                        error=f"{type(exc).__name__}: {exc}")  # fmt: skip
 
     def _active_routes(self) -> list[RouteSettings]:
         """The routes, less the targets switched off for want of credentials."""
