@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -41,6 +42,19 @@ def secrets_of(settings: Settings) -> list[str | None]:
     values = [settings.oz.api_key, settings.slack.bot_token, settings.slack.signing_secret, settings.slack.app_token]
     values += [getattr(target, "secret", None) for target in settings.targets.values()]
     return [v.get_secret_value() if v is not None else None for v in values]
+
+
+async def stoppable(job: str, work: Callable[[], Awaitable[None]]) -> None:
+    """Run a scheduled job's work; being cancelled by shutdown is how it ends then, not an error.
+
+    apscheduler cancels the jobs still running when it shuts down and logs each as
+    'Job … raised an exception'. Shutdown waits for the poll first, so only a job that
+    outlived the grace period gets here; what it was doing commits or rolls back whole.
+    """
+    try:
+        await work()
+    except asyncio.CancelledError:
+        log.info("a scheduled job was cut short by shutdown; it runs again after the next start", job=job)
 
 
 class Bridge:
@@ -146,12 +160,7 @@ class Bridge:
         self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
 
     async def _poll_job(self) -> None:
-        try:
-            await self._poll_under_lease()
-        except asyncio.CancelledError:
-            # Only shutdown cancels a job (one that outlived the grace period): its page
-            # commits or rolls back, and the next start reads it again. Not an error.
-            log.info("a poll was cut short by shutdown; its page will be read again")
+        await stoppable(POLL_JOB, self._poll_under_lease)
 
     async def _poll_under_lease(self) -> None:
         assert self.poller is not None
@@ -170,6 +179,9 @@ class Bridge:
                 self.scheduler.modify_job(POLL_JOB, next_run_time=datetime.now(UTC) + timedelta(seconds=backoff))
 
     async def _housekeeping_job(self) -> None:
+        await stoppable(HOUSEKEEPING_JOB, self._housekeep)
+
+    async def _housekeep(self) -> None:
         cutoff = datetime.now(UTC) - timedelta(seconds=self.settings.delivery.retention)
         try:
             async with self.engine.begin() as conn:

@@ -58,7 +58,7 @@ async def load_snapshots(conn: AsyncConnection, run_ids: Iterable[str]) -> dict[
 
 
 async def save_snapshots(conn: AsyncConnection, observed: Sequence[Observed], seen_at: datetime) -> None:
-    """Insert or update every observed run in one statement; an older observation never wins."""
+    """Insert or update every observed run in one multi-row statement; an older observation never wins."""
     if not observed:
         return
     rows = [
@@ -72,15 +72,16 @@ async def save_snapshots(conn: AsyncConnection, observed: Sequence[Observed], se
         }
         for item in observed
     ]
-    statement = _dialect(conn).insert(runs).values(rows)
+    statement = _dialect(conn).insert(runs)
     fresh = statement.excluded
-    await conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=[runs.c.run_id],
-            set_={name: fresh[name] for name in ("state", "updated_at", "artifact_keys", "run", "seen_at")},
-            where=runs.c.updated_at < fresh.updated_at,
-        )
+    upsert = statement.on_conflict_do_update(
+        index_elements=[runs.c.run_id],
+        set_={name: fresh[name] for name in ("state", "updated_at", "artifact_keys", "run", "seen_at")},
+        where=runs.c.updated_at < fresh.updated_at,
     )
+    # Executed with many parameter sets, SQLAlchemy sends one multi-row INSERT ("insertmanyvalues")
+    # from one cached compilation, instead of building a statement with a bound value per cell.
+    await conn.execute(upsert, rows)
 
 
 async def save_snapshot(conn: AsyncConnection, run: JSONDict, seen_at: datetime) -> None:

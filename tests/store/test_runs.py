@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from alembic import command
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.diff import snapshot_of
@@ -86,3 +86,24 @@ async def test_upgrading_a_populated_database_keeps_the_cursor_and_sweeps_a_look
     await db.dispose()
     assert state is not None and state.cursor == T0 + timedelta(minutes=5)
     assert state.swept_through is None  # read as "one lookback behind the cursor" by the poller
+
+
+async def test_a_hundred_snapshots_are_one_statement_on_either_database(engine: AsyncEngine) -> None:
+    observed = [
+        Observed(run, snapshot_of(run))
+        for run in (make_run(f"r{i}", updated_at=f"2026-01-01T00:00:{i % 60:02d}Z") for i in range(100))
+    ]
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement.split("(", 1)[0].strip().upper())
+
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        async with engine.begin() as conn:
+            await runs.save_snapshots(conn, observed, T0)
+            await runs.save_snapshots(conn, observed, T0)  # again: every row conflicts, none is newer
+            stored = await runs.load_snapshots(conn, [f"r{i}" for i in range(100)])
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    assert statements.count("INSERT INTO RUNS") == 2 and len(stored) == 100
