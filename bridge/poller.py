@@ -25,9 +25,9 @@ from bridge.logs import get_logger
 from bridge.metrics import Metrics
 from bridge.oz import RunsPage, fetch_page, pages
 from bridge.poll_plan import Read, ReadOutcome, plan_reads, swept_after
-from bridge.poll_problems import PAGE_LIMIT, PollProblem, explain
+from bridge.poll_problems import PAGE_LIMIT, STALL_REASONS, PollProblem, explain
 from bridge.readiness import PollStatus, skew_warning
-from bridge.records import UNPROCESSABLE, LeftOut, newest_updated_at, read_page
+from bridge.records import REASONS, UNPROCESSABLE, LeftOut, newest_updated_at, read_page
 from bridge.routing import targets_for
 from bridge.settings import PollSettings, RouteSettings, parse_start
 from bridge.store import outbox
@@ -89,6 +89,10 @@ class Poller:
         self._clock = clock
         self._api_clock = ApiClock(clock)
         self._left_out = LeftOutReport(metrics)
+        for reason in REASONS:  # every series exists from the start, at 0, for rates and alerts
+            metrics.malformed_runs.labels(reason)
+        for reason in STALL_REASONS:
+            metrics.poll_stalls.labels(reason)
         self._status = PollStatus()
         self._warned_skew = False
         self.last_success: datetime | None = None
@@ -104,6 +108,10 @@ class Poller:
     def status(self) -> PollStatus:
         return self._status
 
+    def api_now(self) -> datetime:
+        """The API's time as this poller knows it (its last answer's Date, or the stored offset)."""
+        return self._api_clock.now()
+
     async def prepare(self) -> PollState:
         """Fix the start point on first boot, in the API's time; later boots keep the stored one."""
         async with self._engine.begin() as conn:
@@ -112,6 +120,8 @@ class Poller:
             api_now = await self._ask_api_time()
             async with self._engine.begin() as conn:
                 state = await run_store.init_poll_state(conn, parse_start(self._poll.start, api_now))
+        elif state.clock_offset is not None and self._api_clock.offset is None:
+            self._api_clock.offset = timedelta(seconds=state.clock_offset)  # until the first answer says
         self.last_success = state.last_success_at
         return state
 

@@ -91,3 +91,17 @@ async def test_a_large_skew_is_reported_in_the_poll_status(engine: AsyncEngine, 
     status = poller.status()
     assert status.clock_skew is not None and round(status.clock_skew) in (-600, -601, -599)
     assert any("clock" in warning and "behind" in warning for warning in status.warnings())
+
+
+async def test_a_restarted_poller_starts_from_the_stored_skew_before_any_answer(
+    engine: AsyncEngine, oz: AsyncOzAPI, sim: Simulator
+) -> None:
+    local = lambda: sim.now() + TEN_MINUTES  # noqa: E731
+    first = skewed_poller(engine, oz, local, Metrics())
+    await first.prepare()
+    assert await first.tick() is None
+    sim.clear_requests()
+    again = skewed_poller(engine, oz, local, Metrics())
+    await again.prepare()  # a restart: the start point is stored, nothing is asked
+    assert sim.requests() == []
+    assert abs((again.api_now() - sim.now()).total_seconds()) <= 1
