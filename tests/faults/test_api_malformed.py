@@ -16,11 +16,10 @@ import pytest
 
 from bridge.sim import Simulator, format_ts, parse_ts
 from bridge.sim.artifacts import make_artifact
-from tests.e2e.harness import API_KEY, BridgeProcess
+from tests.e2e.harness import BridgeProcess
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.faults.api_support import (
     LIST_PATH,
-    WEBHOOK_SECRET,
     delivered,
     left_out,
     pairs,
@@ -34,17 +33,6 @@ from tests.faults.api_support import (
 )
 
 CREATED = ("run.created", "run.queued")
-
-
-@pytest.fixture
-def sim_api_key() -> str:
-    return API_KEY
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    async with WebhookReceiver(secret=WEBHOOK_SECRET) as hook:
-        yield hook
 
 
 @pytest.fixture

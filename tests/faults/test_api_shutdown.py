@@ -11,26 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from bridge.sim import Simulator
-from tests.e2e.harness import API_KEY, BridgeProcess
+from tests.e2e.harness import BridgeProcess
 from tests.fakes.webhook_receiver import WebhookReceiver
-from tests.faults.api_support import LIST_PATH, WEBHOOK_SECRET, delivered, wait_for, webhook_config
-
-
-@pytest.fixture
-def sim_api_key() -> str:
-    return API_KEY
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    async with WebhookReceiver(secret=WEBHOOK_SECRET) as hook:
-        yield hook
+from tests.faults.api_support import LIST_PATH, delivered, wait_for, webhook_config
 
 
 def log_lines(bridge: BridgeProcess) -> list[dict[str, object]]:

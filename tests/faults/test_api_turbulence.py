@@ -14,17 +14,14 @@ import asyncio
 import itertools
 import random
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from bridge.sim import Fault, Simulator
-from tests.e2e.harness import API_KEY
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.faults.api_support import (
     LIST_PATH,
-    WEBHOOK_SECRET,
     running_bridge,
     stopped_cleanly,
     wait_for,
@@ -38,17 +35,6 @@ STATE_EVENTS = {
     "BLOCKED": "run.blocked",
     "SUCCEEDED": "run.succeeded",
 }
-
-
-@pytest.fixture
-def sim_api_key() -> str:
-    return API_KEY
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    async with WebhookReceiver(secret=WEBHOOK_SECRET) as hook:
-        yield hook
 
 
 def turbulence(sim: Simulator, scale: int) -> list[Fault]:
