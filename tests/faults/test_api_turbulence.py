@@ -132,6 +132,7 @@ async def test_a_burst_through_500s_429s_cut_bodies_and_latency_loses_nothing(
     await play(tmp_path, sim, sim_url, receiver, runs=150, scale=2)
 
 
+@pytest.mark.timeout(1800)
 async def test_a_long_burst_through_turbulence_loses_nothing(
     tmp_path: Path, sim: Simulator, sim_url: str, receiver: WebhookReceiver, soak: bool
 ) -> None:
