@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +26,7 @@ from bridge.notifiers.slack import SlackContext
 from bridge.notifiers.slack_places import thread_run_target
 from bridge.oz import build_client
 from bridge.poller import Poller
+from bridge.readiness import assess
 from bridge.schedule import TimePolicy
 from bridge.schedule_job import ScheduleJob
 from bridge.settings import RouteSettings, Settings
@@ -36,6 +37,7 @@ from bridge.web import build_web_app, make_runner
 
 log = get_logger("bridge.app")
 POLL_JOB = "poll"
+START_POINT_WITHIN = 5.0  # seconds start-up waits for the API's time on first boot
 HOUSEKEEPING_JOB = "housekeeping"
 SCHEDULE_JOB = "schedule"
 Clock = Callable[[], datetime]
@@ -49,6 +51,19 @@ def secrets_of(settings: Settings) -> list[str | None]:
     values = [settings.oz.api_key, settings.slack.bot_token, settings.slack.signing_secret, settings.slack.app_token]
     values += [getattr(target, "secret", None) for target in settings.targets.values()]
     return [v.get_secret_value() if v is not None else None for v in values]
+
+
+async def stoppable(job: str, work: Callable[[], Awaitable[None]]) -> None:
+    """Run a scheduled job's work; being cancelled by shutdown is how it ends then, not an error.
+
+    apscheduler cancels the jobs still running when it shuts down and logs each as
+    'Job … raised an exception'. Shutdown waits for the poll first, so only a job that
+    outlived the grace period gets here; what it was doing commits or rolls back whole.
+    """
+    try:
+        await work()
+    except asyncio.CancelledError:
+        log.info("a scheduled job was cut short by shutdown; it runs again after the next start", job=job)
 
 
 class Bridge:
@@ -116,7 +131,7 @@ class Bridge:
             on_committed=self.delivery.wake,
             run_targets=run_targets,
         )
-        await self.poller.prepare()
+        await self._fix_start_point()
         self._tasks.append(asyncio.create_task(self.delivery.run(), name="delivery"))
         await self._start_inbound()
         await self._start_http()
@@ -143,6 +158,17 @@ class Bridge:
             )
         self.scheduler.start()
         log.info("oz-bridge started", port=self.port, targets=sorted(self.settings.targets))
+
+    async def _fix_start_point(self) -> None:
+        """On first boot the start point is the API's now, asked before anything is served, so a
+        run changed once the bridge answers /healthz is never before it. An API that does not
+        answer in time leaves it to the first successful poll."""
+        assert self.poller is not None
+        try:
+            await asyncio.wait_for(self.poller.prepare(), timeout=START_POINT_WITHIN)
+        except Exception as exc:
+            log.warning("could not ask the Oz API for its time; the first successful poll fixes the start point",
+                        error=f"{type(exc).__name__}: {exc}")  # fmt: skip
 
     def _active_routes(self) -> list[RouteSettings]:
         """The routes, less the targets switched off for want of credentials."""
@@ -175,6 +201,9 @@ class Bridge:
         self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
 
     async def _poll_job(self) -> None:
+        await stoppable(POLL_JOB, self._poll_under_lease)
+
+    async def _poll_under_lease(self) -> None:
         assert self.poller is not None
         async with self._poll_lock:
             try:
@@ -195,9 +224,12 @@ class Bridge:
         if self.schedule is None or not self.leadership.is_leader:
             return
         async with self._schedule_lock:
-            await self.schedule.tick()
+            await stoppable(SCHEDULE_JOB, self.schedule.tick)
 
     async def _housekeeping_job(self) -> None:
+        await stoppable(HOUSEKEEPING_JOB, self._housekeep)
+
+    async def _housekeep(self) -> None:
         cutoff = self.clock() - timedelta(seconds=self.settings.delivery.retention)
         try:
             async with self.engine.begin() as conn:
@@ -215,21 +247,11 @@ class Bridge:
                 state = await run_store.load_poll_state(conn)
         except Exception as exc:
             return False, {"reason": f"database unreachable ({type(exc).__name__})"}
-        last = state.last_success_at if state else None
-        error = self.poller.last_error if self.poller else None
-        if last is None:
-            return False, {"reason": "no successful poll yet", "poll_error": error}
-        age = (self.clock() - last).total_seconds()
-        detail: dict[str, Any] = {
-            "last_poll_success": last.isoformat(),
-            "last_poll_age_seconds": round(age, 3),
-            "role": "leader" if self.leadership.is_leader else "follower",
-        }
+        status = self.poller.status() if self.poller else None
+        ready, detail = assess(state, status, self.leadership.is_leader, self.clock(), self.settings.poll.interval)
         if self.schedule is not None and self.schedule.last_error:
             detail["schedule_error"] = self.schedule.last_error
-        if age > 3 * self.settings.poll.interval:
-            return False, {**detail, "reason": "no successful poll within 3 poll intervals", "poll_error": error}
-        return True, detail
+        return ready, detail
 
     async def render_metrics(self) -> bytes:
         try:
@@ -249,10 +271,11 @@ class Bridge:
     async def stop(self) -> None:
         """Stop polling, finish in-flight deliveries within the grace period, close."""
         if self.scheduler.running:
-            self.scheduler.pause()  # no new ticks; a scheduled tick in flight commits or rolls back first
+            # No job starts from now on, but one under way finishes: shutting the scheduler
+            # down first would cancel it mid-poll (apscheduler logs that as a job error).
+            self.scheduler.pause()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._schedule_lock.acquire(), timeout=self.settings.delivery.shutdown_grace)
-            self.scheduler.shutdown(wait=False)
         try:
             # A poll in flight commits its page or rolls back; either way nothing is lost.
             await asyncio.wait_for(self._poll_lock.acquire(), timeout=self.settings.delivery.shutdown_grace)
@@ -261,6 +284,8 @@ class Bridge:
             log.warning("a poll was still running at shutdown; its page will be read again")
         except Exception:
             log.warning("could not hand the poller lease back; it will expire", exc_info=True)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
         if self.delivery is not None:
             await self.delivery.stop()
         for task in self._tasks:

@@ -52,12 +52,18 @@ def artifact_key(artifact: JSONDict) -> str:
     return f"{kind}:sha256:{hashlib.sha256(canonical.encode()).hexdigest()[:24]}"
 
 
-def snapshot_of(run: JSONDict) -> RunSnapshot:
+def snapshot_of(run: JSONDict, stored: RunSnapshot | None = None) -> RunSnapshot:
+    """What to remember of this observation: its state and time, and every artifact ever seen.
+
+    Artifacts told once stay told: one the API drops from the list and lists
+    again later is not announced a second time.
+    """
+    keys = frozenset(artifact_key(a) for a in run.get("artifacts") or [])
     return RunSnapshot(
         run_id=str(run["run_id"]),
         state=str(run["state"]),
         updated_at=parse_time(run["updated_at"]),
-        artifact_keys=frozenset(artifact_key(a) for a in run.get("artifacts") or []),
+        artifact_keys=keys | stored.artifact_keys if stored is not None else keys,
     )
 
 
@@ -77,7 +83,9 @@ def diff_run(stored: RunSnapshot | None, run: JSONDict, start_point: datetime, d
     """Events for one observation of one run, in contract order.
 
     ``stored`` is ``None`` on a first sighting. An observation that is not newer
-    than the snapshot (a sweep re-read, a tie) yields nothing.
+    than the snapshot (a sweep re-read, a tie) yields nothing. Every event
+    shares the one ``run`` dict: a run with thousands of artifacts costs its
+    size once, not once per event.
     """
     if not is_news(stored, run, start_point):
         return []
@@ -102,18 +110,19 @@ def diff_run(stored: RunSnapshot | None, run: JSONDict, start_point: datetime, d
         previous = stored.state if stored else None
         events.append(make(state_event_type(state), ("state", state, updated_at), previous_state=previous))
     seen = stored.artifact_keys if stored else frozenset()
-    fresh = [a for a in run.get("artifacts") or [] if artifact_key(a) not in seen]
-    for artifact in sorted(fresh, key=_artifact_order):
+    fresh = [(key, a) for a in run.get("artifacts") or [] if (key := artifact_key(a)) not in seen]
+    for key, artifact in sorted(fresh, key=_artifact_order):
         kind = artifact_event_type(str(artifact.get("artifact_type", "unknown")))
-        events.append(make(kind, ("artifact", artifact_key(artifact)), artifact=artifact))
+        events.append(make(kind, ("artifact", key), artifact=artifact))
     return events
 
 
 _UNDATED = datetime.max.replace(tzinfo=UTC)
 
 
-def _artifact_order(artifact: JSONDict) -> tuple[datetime, str]:
+def _artifact_order(keyed: tuple[str, JSONDict]) -> tuple[datetime, str]:
+    key, artifact = keyed
     try:
-        return parse_time(artifact.get("created_at")), artifact_key(artifact)
+        return parse_time(artifact.get("created_at")), key
     except ValueError:
-        return _UNDATED, artifact_key(artifact)
+        return _UNDATED, key

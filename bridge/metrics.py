@@ -14,8 +14,25 @@ class Metrics:
         self.polls = Counter("oz_bridge_polls", "Poll ticks by result (ok, error).", ["result"], registry=r)
         self.poll_requests = Counter("oz_bridge_poll_requests", "GET /agent/runs requests made.", registry=r)
         self.malformed_runs = Counter(
-            "oz_bridge_malformed_runs", "Runs left out because the API's answer for them was malformed.", registry=r
+            "oz_bridge_malformed_runs",
+            "Records (runs, or artifacts of runs) the poller left out because the API's answer was unusable.",
+            ["reason"],
+            registry=r,
         )
+        self.poll_stalls = Counter(
+            "oz_bridge_poll_stalls", "Polls that stopped early or failed, by reason.", ["reason"], registry=r
+        )
+        self.poll_backoff = Gauge(
+            "oz_bridge_poll_backoff_seconds",
+            "Wait before the next poll after a failure (0 when polling normally).",
+            registry=r,
+        )
+        self.api_clock_skew = Gauge(
+            "oz_bridge_api_clock_skew_seconds",
+            "The Oz API's clock minus this replica's, from the Date of the API's answers (whole-second resolution).",
+            registry=r,
+        )
+        self.poll_bytes = Counter("oz_bridge_poll_bytes", "Bytes of GET /agent/runs answers read.", registry=r)
         self.runs_seen = Counter("oz_bridge_runs_seen", "Run observations read from the API.", registry=r)
         self.events = Counter("oz_bridge_events", "Events detected, by type.", ["type"], registry=r)
         self.deliveries = Counter(

@@ -108,7 +108,11 @@ class ScheduleJob:
         """Review due runs, then every digest; returns how many events were queued."""
         async with self._engine.connect() as conn:
             polled = await run_store.load_poll_state(conn)
-        as_of = None if polled is None or polled.last_success_at is None else min(self._clock(), polled.last_success_at)
+        as_of = None
+        if polled is not None and polled.last_success_at is not None:
+            # Run timestamps are the API's: judge them in API time (the offset the poller measured).
+            offset = timedelta(seconds=polled.clock_offset or 0.0)
+            as_of = min(self._clock(), polled.last_success_at) + offset
         queued = 0
         if as_of is not None and self._policy.enabled:
             queued += await self._review_runs(as_of)

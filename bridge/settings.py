@@ -90,6 +90,8 @@ class PollSettings(_Section):
     sweep: Duration = 15.0
     start: str = "now"
     page_size: int = Field(default=100, ge=1, le=1000)
+    # Pages one tick reads at most; a bigger backlog is read on by the next tick (from the cursor).
+    max_pages: int = Field(default=1000, ge=1)
     filters: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("start")

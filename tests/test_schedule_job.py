@@ -74,10 +74,9 @@ async def poll(engine: AsyncEngine, clock: Clock, *runs: dict[str, Any]) -> None
     """What a successful poll leaves behind: snapshots seen now, and the poll's success time."""
     async with engine.begin() as conn:
         await run_store.init_poll_state(conn, T0 - timedelta(days=30))
-        known = await run_store.load_snapshots(conn, [r["run_id"] for r in runs])
         for run in runs:
-            await run_store.save_snapshot(conn, run, known=run["run_id"] in known, seen_at=clock.now)
-        await run_store.record_poll_success(conn, clock.now, None)
+            await run_store.save_snapshot(conn, run, seen_at=clock.now)
+        await run_store.record_poll_success(conn, clock.now, clock.now, None)
 
 
 def snapshot(state: str, updated: datetime, run_id: str = "run-1", **extra: Any) -> dict[str, Any]:
@@ -174,7 +173,7 @@ async def test_a_run_the_poller_is_changing_right_now_is_left_for_the_next_tick(
     await poll(engine, clock)
     async with engine.begin() as poller_page:  # a poll page, not committed yet, in which the run has moved on
         moved = snapshot("SUCCEEDED", clock.now)
-        await run_store.save_snapshot(poller_page, moved, known=True, seen_at=clock.now)
+        await run_store.save_snapshot(poller_page, moved, seen_at=clock.now)
         tick = asyncio.create_task(clock_job.run_once())
         await asyncio.sleep(0.5)  # PostgreSQL: the job skips the locked run; SQLite: it waits for the page
     await tick
@@ -374,7 +373,7 @@ async def test_a_poll_page_that_committed_late_is_noticed_by_the_next_sweep(
     await clock_job.run_once()
     seen_late = clock.now - 30 * timedelta(seconds=1)  # seen before the cursor, committed after the job read it
     async with engine.begin() as conn:
-        await run_store.save_snapshot(conn, snapshot("BLOCKED", seen_late, run_id="late"), False, seen_late)
+        await run_store.save_snapshot(conn, snapshot("BLOCKED", seen_late, run_id="late"), seen_late)
     await clock_job.run_once()
     assert await watched(engine) == 1  # ordinary ticks read from the cursor on
     clock.now += MINUTE

@@ -168,7 +168,7 @@ async def clock(request: web.Request) -> web.Response:
 
 
 async def configure(request: web.Request) -> web.Response:
-    """Simulator-wide knobs: ``followup_transitions`` and ``cancel_response``."""
+    """Simulator-wide knobs: ``followup_transitions``, ``cancel_response`` and ``factories``."""
     sim = _sim(request)
     if request.method == "POST":
         body = await _object_body(request)
@@ -179,7 +179,18 @@ async def configure(request: web.Request) -> web.Response:
             sim.followup_transitions = {str(k): str(v) for k, v in transitions.items()}
         if "cancel_response" in body:
             sim.cancel_response = str(body["cancel_response"])
-    return web.json_response({"followup_transitions": sim.followup_transitions, "cancel_response": sim.cancel_response})
+        if "factories" in body:
+            factories = body["factories"] or {}
+            if not isinstance(factories, dict) or not all(isinstance(v, list) for v in factories.values()):
+                raise SimError(400, "factories must be an object of factory_uid -> [agent uid, ...]")
+            sim.factories = {str(k): frozenset(map(str, v)) for k, v in factories.items()}
+    return web.json_response(
+        {
+            "followup_transitions": sim.followup_transitions,
+            "cancel_response": sim.cancel_response,
+            "factories": {k: sorted(v) for k, v in sim.factories.items()},
+        }
+    )
 
 
 async def start_scenario(request: web.Request) -> web.Response:

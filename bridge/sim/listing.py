@@ -1,4 +1,4 @@
-"""GET /agent/runs semantics: query parsing, filtering, ordering, keyset cursors.
+"""GET /agent/runs semantics: filtering, ordering, keyset cursors.
 
 Pure functions over RunItem JSON dicts so they can be property-tested without
 HTTP. Cursors are keyset cursors (last item's sort key + run_id), so pages stay
@@ -8,17 +8,22 @@ consistent while runs change between requests; offsets would skip or repeat.
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
-import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, get_args
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from oz_agent_sdk.types.agent import RunSourceType, RunState
-
-from .clock import parse_ts_ns
-from .errors import SimError
+from .query import (
+    ARTIFACT_TYPE_VALUES,
+    EMPTY_ENVIRONMENT,
+    RUN_SOURCES,
+    RUN_STATES,
+    Filters,
+    ListQuery,
+    Position,
+    SortValue,
+    bad_request,
+    parse_list_query,
+)
 
 if TYPE_CHECKING:
     from .cursor import CursorCodec
@@ -28,144 +33,15 @@ __all__ = [
     "RUN_SOURCES",
     "RUN_STATES",
     "Filters",
+    "ListContext",
     "ListQuery",
     "Position",
     "SortValue",
+    "bad_request",
     "paginate",
+    "paginate_ordered",
     "parse_list_query",
 ]
-
-# Taken from the SDK so a new state or source is accepted as soon as the SDK knows it.
-RUN_STATES: tuple[str, ...] = get_args(RunState)
-RUN_SOURCES: tuple[str, ...] = get_args(RunSourceType)
-ARTIFACT_TYPE_VALUES = ("PLAN", "PULL_REQUEST", "SCREENSHOT", "FILE", "EXTERNAL_REFERENCE")
-SORT_FIELDS = ("updated_at", "created_at", "title", "agent")
-EMPTY_ENVIRONMENT = "empty-environment"
-DEFAULT_LIMIT = 20
-MAX_LIMIT = 100
-MAX_METADATA_PAIRS = 5
-
-_METADATA_KEY = re.compile(r"^metadata\[([^\[\]]+)\]$")
-
-SortValue = int | str | tuple[int, str]
-Position = tuple[SortValue, str]
-
-
-@dataclass(frozen=True)
-class Filters:
-    states: tuple[str, ...] = ()
-    source: str | None = None
-    name: str | None = None
-    creator: str | None = None
-    environment_id: str | None = None
-    skill_specs: tuple[str, ...] = ()
-    artifact_type: str | None = None
-    execution_location: str | None = None
-    executor: str | None = None
-    schedule_id: str | None = None
-    ancestor_run_id: str | None = None
-    model_id: str | None = None
-    automation_id: str | None = None
-    q: str | None = None
-    metadata: tuple[tuple[str, str], ...] = ()
-    updated_after_ns: int | None = None
-    created_after_ns: int | None = None
-    created_before_ns: int | None = None
-
-
-@dataclass(frozen=True)
-class ListQuery:
-    limit: int = DEFAULT_LIMIT
-    sort_by: str = "updated_at"
-    sort_order: str = "desc"
-    filters: Filters = field(default_factory=Filters)
-    cursor: str | None = None
-
-    def identity(self) -> str:
-        """Fingerprint of everything that defines the result set and its order."""
-        blob = json.dumps([self.sort_by, self.sort_order, asdict(self.filters)], sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def bad_request(detail: str) -> SimError:
-    return SimError(400, detail, error_code="invalid_request")
-
-
-def _choice(value: str | None, name: str, allowed: Sequence[str]) -> str | None:
-    if value is not None and value not in allowed:
-        raise bad_request(f"invalid {name} {value!r}; expected one of {', '.join(allowed)}")
-    return value
-
-
-def _timestamp(value: str | None, name: str) -> int | None:
-    if value is None:
-        return None
-    try:
-        return parse_ts_ns(value)
-    except ValueError:
-        raise bad_request(f"invalid {name} {value!r}: expected an RFC3339 timestamp with offset") from None
-
-
-def parse_list_query(pairs: Iterable[tuple[str, str]]) -> ListQuery:
-    """Validate query pairs (repeats preserved) into a ListQuery, or raise 400.
-
-    Empty values count as absent because the SDK never sends them; unknown
-    keys are ignored like the real API does.
-    """
-    multi: dict[str, list[str]] = {}
-    metadata: list[tuple[str, str]] = []
-    for key, value in pairs:
-        if value == "":
-            continue
-        m = _METADATA_KEY.match(key)
-        if m:
-            metadata.append((m.group(1), value))
-        else:
-            multi.setdefault(key, []).append(value)
-
-    def one(key: str) -> str | None:
-        values = multi.get(key)
-        return values[0] if values else None
-
-    limit = DEFAULT_LIMIT
-    raw_limit = one("limit")
-    if raw_limit is not None:
-        if not re.fullmatch(r"\d+", raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
-            raise bad_request(f"invalid limit {raw_limit!r}: must be an integer between 1 and {MAX_LIMIT}")
-        limit = int(raw_limit)
-    if len(metadata) > MAX_METADATA_PAIRS:
-        raise bad_request(f"at most {MAX_METADATA_PAIRS} metadata filter pairs are allowed")
-    states = multi.get("state", [])
-    for state in states:
-        _choice(state, "state", RUN_STATES)
-    skills = sorted({v for k in ("skill_spec", "skill") if (v := one(k)) is not None})
-    filters = Filters(
-        states=tuple(sorted(set(states))),
-        source=_choice(one("source"), "source", RUN_SOURCES),
-        name=one("name"),
-        creator=one("creator"),
-        environment_id=one("environment_id"),
-        skill_specs=tuple(skills),
-        artifact_type=_choice(one("artifact_type"), "artifact_type", ARTIFACT_TYPE_VALUES),
-        execution_location=_choice(one("execution_location"), "execution_location", ("LOCAL", "REMOTE")),
-        executor=one("executor"),
-        schedule_id=one("schedule_id"),
-        ancestor_run_id=one("ancestor_run_id"),
-        model_id=one("model_id"),
-        automation_id=one("automation_id"),
-        q=one("q"),
-        metadata=tuple(sorted(metadata)),
-        updated_after_ns=_timestamp(one("updated_after"), "updated_after"),
-        created_after_ns=_timestamp(one("created_after"), "created_after"),
-        created_before_ns=_timestamp(one("created_before"), "created_before"),
-    )
-    return ListQuery(
-        limit=limit,
-        sort_by=_choice(one("sort_by"), "sort_by", SORT_FIELDS) or "updated_at",
-        sort_order=_choice(one("sort_order"), "sort_order", ("asc", "desc")) or "desc",
-        filters=filters,
-        cursor=one("cursor"),
-    )
 
 
 def _get(run: Mapping[str, Any], *path: str) -> Any:
@@ -185,18 +61,31 @@ def _skill_spec(run: Mapping[str, Any]) -> str | None:
     return str(skills[0]) if isinstance(skills, list) and skills else None
 
 
-def _is_descendant(run: Mapping[str, Any], ancestor: str, parent_of: Mapping[str, str | None]) -> bool:
+def _is_descendant(run: Mapping[str, Any], ancestor: str, parent_of: Callable[[str], str | None]) -> bool:
     seen: set[str] = set()
     parent = run.get("parent_run_id")
     while parent and parent not in seen:
         if parent == ancestor:
             return True
         seen.add(parent)
-        parent = parent_of.get(parent)
+        parent = parent_of(parent)
     return False
 
 
-def matches(run: Mapping[str, Any], f: Filters, ts_ns: Mapping[str, int], parent_of: Mapping[str, str | None]) -> bool:
+@dataclass(frozen=True)
+class ListContext:
+    """What filters need beyond the run itself: its ancestry, and which agents make up each factory."""
+
+    parent_of: Callable[[str], str | None]
+    factories: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+
+def _in_factory(run: Mapping[str, Any], factory_uid: str, factories: Mapping[str, frozenset[str]]) -> bool:
+    # "Matches runs executed by any of the factory's agents"; an unknown factory matches nothing.
+    return _get(run, "executor", "uid") in factories.get(factory_uid, frozenset())
+
+
+def matches(run: Mapping[str, Any], f: Filters, ts_ns: Mapping[str, int], context: ListContext) -> bool:
     """Whether ``run`` passes every filter (AND); ``ts_ns`` holds its parsed times."""
     checks: list[tuple[Any, Any]] = [
         (f.source, run.get("source")),
@@ -231,7 +120,9 @@ def matches(run: Mapping[str, Any], f: Filters, ts_ns: Mapping[str, int], parent
     meta = run.get("metadata") or {}
     if any(meta.get(k) != v for k, v in f.metadata):
         return False
-    if f.ancestor_run_id is not None and not _is_descendant(run, f.ancestor_run_id, parent_of):
+    if f.ancestor_run_id is not None and not _is_descendant(run, f.ancestor_run_id, context.parent_of):
+        return False
+    if f.factory_uid is not None and not _in_factory(run, f.factory_uid, context.factories):
         return False
     # Documented as "after"/"before": strict comparisons on both ends.
     if f.updated_after_ns is not None and not ts_ns["updated_at"] > f.updated_after_ns:
@@ -268,13 +159,13 @@ def paginate(
     runs: Sequence[tuple[Mapping[str, Any], Mapping[str, int]]],
     query: ListQuery,
     codec: CursorCodec,
-    parent_of: Mapping[str, str | None],
+    context: ListContext,
 ) -> dict[str, Any]:
-    """Build the ``{"runs", "page_info"}`` body from visible runs and their times."""
+    """Build the ``{"runs", "page_info"}`` body from visible runs and their times, in any sort."""
     after = codec.decode(query.cursor, query) if query.cursor else None
     positioned: list[tuple[Position, Mapping[str, Any]]] = []
     for run, ts in runs:
-        if not matches(run, query.filters, ts, parent_of):
+        if not matches(run, query.filters, ts, context):
             continue
         pos: Position = (sort_value(run, query.sort_by, ts), str(run["run_id"]))
         if after is None or compare(pos, after, query.sort_by, query.sort_order) > 0:
@@ -285,6 +176,43 @@ def paginate(
         return compare(x[0], y[0], query.sort_by, query.sort_order)
 
     positioned.sort(key=functools.cmp_to_key(by_position))
+    return _body(positioned[: query.limit + 1], query, codec)
+
+
+Walk = Iterator[tuple[Mapping[str, Any], Mapping[str, int]]]
+
+
+def paginate_ordered(
+    walk_from: Callable[[Position | None, bool], Walk], query: ListQuery, codec: CursorCodec, context: ListContext
+) -> dict[str, Any]:
+    """The same body for ``sort_by=updated_at``, read from runs already in that order.
+
+    ``walk_from(after, ascending)`` yields runs strictly after the (updated_at ns,
+    run_id) position ``after``; only one page's worth is filtered and none sorted.
+    """
+    if query.sort_by != "updated_at":
+        raise ValueError("ordered pagination only serves sort_by=updated_at")
+    ascending = query.sort_order == "asc"
+    after = codec.decode(query.cursor, query) if query.cursor else None
+    floor = query.filters.updated_after_ns
+    if ascending and floor is not None and (after is None or (floor, _LAST_ID) > after):
+        after = (floor, _LAST_ID)  # type: ignore[assignment]
+    found: list[tuple[Position, Mapping[str, Any]]] = []
+    for run, ts in walk_from(after, ascending):  # type: ignore[arg-type]
+        if not ascending and floor is not None and ts["updated_at"] <= floor:
+            break  # descending: everything further is older than updated_after
+        if matches(run, query.filters, ts, context):
+            found.append(((ts["updated_at"], str(run["run_id"])), run))
+            if len(found) > query.limit:
+                break
+    return _body(found, query, codec)
+
+
+# Sorts after every run id, so (t, _LAST_ID) is "just after every run updated at t".
+_LAST_ID = "\U0010ffff"
+
+
+def _body(positioned: list[tuple[Position, Mapping[str, Any]]], query: ListQuery, codec: CursorCodec) -> dict[str, Any]:
     page = positioned[: query.limit]
     has_next = len(positioned) > query.limit
     return {

@@ -13,7 +13,7 @@ class FollowupRecord:
     """An accepted follow-up (rejected ones only show up in the request log)."""
 
     run_id: str
-    message: str
+    message: str | None  # None: sent without a message, which the API allows
     mode: str
     at: str
     previous_state: str

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import secrets
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,7 +24,7 @@ from .cursor import CursorCodec
 from .errors import SimError
 from .faults import Fault, FaultQueue
 from .handoff import HandoffLinks
-from .listing import paginate, parse_list_query
+from .listing import ListContext, Position, paginate, paginate_ordered, parse_list_query
 from .records import CancelRecord, FollowupRecord, RequestRecord
 from .runs import (
     CONTROL_KEYS,
@@ -36,6 +36,8 @@ from .runs import (
     new_run,
     validate_run,
 )
+from .sessions import conversation_redirect, session_redirect
+from .visibility import Snapshot, VisibleRuns
 
 __all__ = ["FOLLOWUP_MODES", "Simulator"]
 
@@ -43,18 +45,10 @@ FOLLOWUP_MODES = ("normal", "plan", "orchestrate")
 _REQUEST_LOG_SIZE = 10_000
 
 
-@dataclass(eq=False)
-class _Snapshot:
-    data: dict[str, Any]
-    ts: dict[str, int]
-    visible_at_ns: int
-    hidden: bool
-
-
 @dataclass
 class _Run:
     truth: dict[str, Any]
-    snapshots: list[_Snapshot]
+    snapshots: list[Snapshot]
     attachments: list[dict[str, Any]]
     followup_reject: dict[str, Any] | None = None
     followup_transitions: dict[str, str] | None = None
@@ -70,12 +64,15 @@ class Simulator:
         clock: Clock | None = None,
         followup_transitions: Mapping[str, str] | None = None,
         cancel_response: str = "CANCELLED",
+        factories: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self.api_key = api_key
         self.clock: Clock = clock or SimClock()
         # What accepting a follow-up does to a run in a given state.
         self.followup_transitions = dict(followup_transitions or {"BLOCKED": "INPROGRESS"})
         self.cancel_response = cancel_response
+        # Which agents (executor uids) each factory has, for the ``factory_uid`` list filter.
+        self.factories: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in (factories or {}).items()}
         self.faults = FaultQueue()
         secret = secrets.token_bytes(16)
         self._codec = CursorCodec(secret)
@@ -83,6 +80,7 @@ class Simulator:
         self.artifact_contents = ArtifactContents(secret)
         self.run_creation = RunCreation()
         self._runs: dict[str, _Run] = {}
+        self._visible = VisibleRuns()
         self._followups: list[FollowupRecord] = []
         self._cancels: list[CancelRecord] = []
         self._requests: deque[RequestRecord] = deque(maxlen=_REQUEST_LOG_SIZE)
@@ -132,9 +130,11 @@ class Simulator:
 
     def reveal(self, run_id: str | None = None) -> None:
         """Make every delayed or hidden snapshot visible now."""
-        for run in [self._require(run_id)] if run_id else self._runs.values():
+        for rid in [run_id] if run_id else list(self._runs):
+            run = self._require(rid)
             for snap in run.snapshots:
                 snap.hidden, snap.visible_at_ns = False, 0
+            self._visible.update(rid, run.snapshots, self._now_ns())
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         """The run's truth, including not-yet-visible changes."""
@@ -142,8 +142,7 @@ class Simulator:
 
     def visible_run(self, run_id: str) -> dict[str, Any] | None:
         """The run as API clients currently see it, or None if not visible."""
-        run = self._runs.get(run_id)
-        snap = self._view(run) if run else None
+        snap = self._view(run_id)
         return copy.deepcopy(snap.data) if snap else None
 
     def run_ids(self) -> list[str]:
@@ -151,15 +150,24 @@ class Simulator:
 
     # -- API semantics (shared by HTTP handlers and in-process callers) --------
 
-    def list_runs(self, query: Iterable[tuple[str, str]] | Mapping[str, str]) -> dict[str, Any]:
-        """The body of ``GET /agent/runs`` for these query pairs (repeats allowed)."""
+    def list_runs(self, query: Iterable[tuple[str, str]] | Mapping[str, str], *, copied: bool = True) -> dict[str, Any]:
+        """The body of ``GET /agent/runs`` for these query pairs (repeats allowed).
+
+        ``copied=False`` hands out the stored run dicts themselves, for a caller
+        that serialises them at once and never mutates them (the HTTP handler).
+        """
         parsed = parse_list_query(list(query.items()) if isinstance(query, Mapping) else query)
         ancestor = parsed.filters.ancestor_run_id
         if ancestor and self.visible_run(ancestor) is None:
             raise SimError(404, f"ancestor run {ancestor} not found")
-        views = [(snap.data, snap.ts) for run in self._runs.values() if (snap := self._view(run))]
-        parent_of = {rid: run.truth.get("parent_run_id") for rid, run in self._runs.items()}
-        return copy.deepcopy(paginate(views, parsed, self._codec, parent_of))
+        self._visible.refresh(self._runs, self._now_ns())
+        context = ListContext(parent_of=self._parent_of, factories=self.factories)
+        if parsed.sort_by == "updated_at":
+            body = paginate_ordered(self._walk, parsed, self._codec, context)
+        else:
+            views = [(snap.data, snap.ts) for snap in self._visible.views()]
+            body = paginate(views, parsed, self._codec, context)
+        return copy.deepcopy(body) if copied else body
 
     def retrieve_run(self, run_id: str) -> dict[str, Any]:
         view = self.visible_run(run_id)
@@ -170,8 +178,9 @@ class Simulator:
     def submit_followup(self, run_id: str, message: Any, mode: Any = None) -> None:
         """Accept a follow-up like the API does, or raise SimError."""
         run = self._require_visible(run_id)
-        if not isinstance(message, str) or not message.strip():
-            raise SimError(400, "message is required and must be a non-empty string")
+        # The SDK's RunSubmitFollowupParams makes ``message`` optional; when given it must say something.
+        if message is not None and (not isinstance(message, str) or not message.strip()):
+            raise SimError(400, "message must be a non-empty string when given")
         mode = "normal" if mode is None else mode
         if mode not in FOLLOWUP_MODES:
             raise SimError(400, f"invalid mode {mode!r}; expected one of {', '.join(FOLLOWUP_MODES)}")
@@ -200,6 +209,12 @@ class Simulator:
         self.update_run(run_id, state="CANCELLED", status_message={"message": "Run cancelled by user"})
         self._cancels.append(CancelRecord(run_id, at, state, 200))
         return self.cancel_response
+
+    def session_redirect(self, session_uuid: str) -> dict[str, Any]:
+        return session_redirect(self._visible_views(), session_uuid)
+
+    def conversation_redirect(self, conversation_id: str) -> dict[str, Any]:
+        return conversation_redirect(self._visible_views(), conversation_id)
 
     def handoff_attachments(self, run_id: str, origin: str) -> dict[str, Any]:
         """Fresh download links, only once the visible run has ended."""
@@ -238,20 +253,10 @@ class Simulator:
     def clear_requests(self) -> None:
         self._requests.clear()
 
-    def inject_fault(
-        self,
-        status: int | None = None,
-        *,
-        count: int = 1,
-        retry_after: float | None = None,
-        path: str | None = None,
-        method: str | None = None,
-        malformed: str | bool | None = None,
-        latency: float = 0.0,
-    ) -> Fault:
-        """Make the next ``count`` matching API requests fail, stall, or return junk."""
-        kind = "non_json" if malformed is True else (malformed or None)
-        return self.faults.add(Fault(status, count, retry_after, path, method, kind, latency))
+    def inject_fault(self, status: int | None = None, **options: Any) -> Fault:
+        """Make the next ``count`` matching API requests fail, stall, return junk, or lie;
+        ``options`` are those of ``Fault.build`` (count, retry_after, path, malformed, mutate, ...)."""
+        return self.faults.add(Fault.build(status, **options))
 
     def reset(self) -> None:
         """Forget runs, logs and faults; keep configuration (key, transitions)."""
@@ -259,6 +264,7 @@ class Simulator:
         self._followups.clear()
         self._cancels.clear()
         self._requests.clear()
+        self._visible.clear()
         self.faults.clear()
         self.artifact_contents.clear()
         self.run_creation.clear()
@@ -275,7 +281,7 @@ class Simulator:
 
     def _require_visible(self, run_id: str) -> _Run:
         run = self._runs.get(run_id)
-        if run is None or self._view(run) is None:
+        if run is None or self._view(run_id) is None:
             raise SimError(404, f"run {run_id} not found")
         return run
 
@@ -297,8 +303,10 @@ class Simulator:
             run.followup_transitions = knobs["followup_transitions"]
         self._runs[truth["run_id"]] = run
         ts = {k: to_ns(parse_ts(truth[k])) for k in ("created_at", "updated_at")}
-        run.snapshots.append(_Snapshot(copy.deepcopy(truth), ts, visible_at_ns, bool(knobs.get("hidden"))))
-        current = self._view(run)
+        run.snapshots.append(Snapshot(copy.deepcopy(truth), ts, visible_at_ns, bool(knobs.get("hidden"))))
+        self._visible.refresh(self._runs, self._now_ns())
+        self._visible.update(truth["run_id"], run.snapshots, self._now_ns())
+        current = self._visible.view(truth["run_id"])
         if current is not None:
             # Snapshots older than one already visible can never be seen again.
             run.snapshots = run.snapshots[next(i for i, s in enumerate(run.snapshots) if s is current) :]
@@ -311,9 +319,22 @@ class Simulator:
             return to_ns(self.now()) + int(float(knobs["visible_after"]) * 1e9)
         return 0
 
-    def _view(self, run: _Run) -> _Snapshot | None:
-        now_ns = to_ns(self.now())
-        for snap in reversed(run.snapshots):
-            if not snap.hidden and snap.visible_at_ns <= now_ns:
-                return snap
-        return None
+    def _visible_views(self) -> list[dict[str, Any]]:
+        self._visible.refresh(self._runs, self._now_ns())
+        return [snap.data for snap in self._visible.views()]
+
+    def _parent_of(self, run_id: str) -> str | None:
+        run = self._runs.get(run_id)
+        parent = run.truth.get("parent_run_id") if run else None
+        return str(parent) if parent else None
+
+    def _now_ns(self) -> int:
+        return to_ns(self.now())
+
+    def _view(self, run_id: str) -> Snapshot | None:
+        self._visible.refresh(self._runs, self._now_ns())
+        return self._visible.view(run_id)
+
+    def _walk(self, after: Position | None, ascending: bool) -> Iterator[tuple[dict[str, Any], dict[str, int]]]:
+        for snap in self._visible.walk(after, ascending):  # type: ignore[arg-type]
+            yield snap.data, snap.ts

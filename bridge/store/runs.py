@@ -1,12 +1,18 @@
-"""Run snapshots and the poll cursor: what the poller remembers between ticks."""
+"""Run snapshots and the poll cursor: what the poller remembers between ticks.
+
+A page's snapshots are written with one multi-row upsert; a snapshot only
+ever replaces an older one (two pollers for a moment, after a lapsed lease,
+can never roll a run back).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -22,7 +28,21 @@ class PollState:
     start_point: datetime
     cursor: datetime
     last_success_at: datetime | None
-    last_sweep_at: datetime | None
+    swept_through: datetime | None  # every update stamped at or before it has been read (API time)
+    clock_offset: float | None  # API clock minus the polling replica's clock, seconds
+    last_problem: str | None  # why the latest poll failed; None once one succeeds
+
+
+@dataclass(frozen=True)
+class Observed:
+    """A run as the API sent it, with the snapshot the bridge keeps of it from now on."""
+
+    run: JSONDict
+    snapshot: RunSnapshot
+
+
+def _dialect(conn: AsyncConnection) -> Any:
+    return postgresql if conn.dialect.name == "postgresql" else sqlite
 
 
 async def load_snapshots(conn: AsyncConnection, run_ids: Iterable[str]) -> dict[str, RunSnapshot]:
@@ -37,19 +57,36 @@ async def load_snapshots(conn: AsyncConnection, run_ids: Iterable[str]) -> dict[
     }
 
 
-async def save_snapshot(conn: AsyncConnection, run: JSONDict, known: bool, seen_at: datetime) -> None:
-    snapshot = snapshot_of(run)
-    values = {
-        "state": snapshot.state,
-        "updated_at": snapshot.updated_at,
-        "artifact_keys": sorted(snapshot.artifact_keys),
-        "run": run,
-        "seen_at": seen_at,
-    }
-    if known:
-        await conn.execute(update(runs).where(runs.c.run_id == snapshot.run_id).values(**values))
-    else:
-        await conn.execute(insert(runs).values(run_id=snapshot.run_id, **values))
+async def save_snapshots(conn: AsyncConnection, observed: Sequence[Observed], seen_at: datetime) -> None:
+    """Insert or update every observed run in one multi-row statement; an older observation never wins."""
+    if not observed:
+        return
+    rows = [
+        {
+            "run_id": item.snapshot.run_id,
+            "state": item.snapshot.state,
+            "updated_at": item.snapshot.updated_at,
+            "artifact_keys": sorted(item.snapshot.artifact_keys),
+            "run": item.run,
+            "seen_at": seen_at,
+        }
+        for item in observed
+    ]
+    statement = _dialect(conn).insert(runs)
+    fresh = statement.excluded
+    upsert = statement.on_conflict_do_update(
+        index_elements=[runs.c.run_id],
+        set_={name: fresh[name] for name in ("state", "updated_at", "artifact_keys", "run", "seen_at")},
+        where=runs.c.updated_at < fresh.updated_at,
+    )
+    # Executed with many parameter sets, SQLAlchemy sends one multi-row INSERT ("insertmanyvalues")
+    # from one cached compilation, instead of building a statement with a bound value per cell.
+    await conn.execute(upsert, rows)
+
+
+async def save_snapshot(conn: AsyncConnection, run: JSONDict, seen_at: datetime) -> None:
+    """One run's snapshot (tests and tools; the poller saves a page at a time)."""
+    await save_snapshots(conn, [Observed(run, snapshot_of(run))], seen_at)
 
 
 async def load_run(conn: AsyncConnection, run_id: str) -> JSONDict | None:
@@ -61,7 +98,9 @@ async def load_poll_state(conn: AsyncConnection) -> PollState | None:
     row = (await conn.execute(select(poll_state).where(poll_state.c.name == CURSOR_NAME))).first()
     if row is None:
         return None
-    return PollState(row.start_point, row.cursor, row.last_success_at, row.last_sweep_at)
+    return PollState(
+        row.start_point, row.cursor, row.last_success_at, row.swept_through, row.clock_offset, row.last_problem
+    )
 
 
 async def init_poll_state(conn: AsyncConnection, start_point: datetime) -> PollState:
@@ -70,10 +109,10 @@ async def init_poll_state(conn: AsyncConnection, start_point: datetime) -> PollS
     if existing is not None:
         return existing
     # Replicas starting together may race here: the first insert wins, the others read it.
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     await conn.execute(
-        dialect.insert(poll_state)
-        .values(name=CURSOR_NAME, start_point=start_point, cursor=start_point)
+        _dialect(conn)
+        .insert(poll_state)
+        .values(name=CURSOR_NAME, start_point=start_point, cursor=start_point, swept_through=start_point)
         .on_conflict_do_nothing(index_elements=["name"])
     )
     state = await load_poll_state(conn)
@@ -90,9 +129,20 @@ async def advance_cursor(conn: AsyncConnection, newest_updated_at: datetime) -> 
     )
 
 
-async def record_poll_success(conn: AsyncConnection, at: datetime, sweep_started_at: datetime | None) -> None:
-    """A poll finished at ``at``; if it was a sweep, remember when that sweep began."""
-    values: dict[str, datetime] = {"last_success_at": at}
-    if sweep_started_at is not None:
-        values["last_sweep_at"] = sweep_started_at
+async def record_poll_success(
+    conn: AsyncConnection, at: datetime, swept_through: datetime, clock_offset: float | None
+) -> None:
+    """A poll finished at ``at`` (the bridge's clock) and proved everything up to ``swept_through`` read."""
+    await conn.execute(
+        update(poll_state)
+        .where(poll_state.c.name == CURSOR_NAME)
+        .values(last_success_at=at, swept_through=swept_through, clock_offset=clock_offset, last_problem=None)
+    )
+
+
+async def record_poll_problem(conn: AsyncConnection, problem: str, clock_offset: float | None) -> None:
+    """Why the latest poll failed, for every replica's ``/readyz``."""
+    values: dict[str, Any] = {"last_problem": problem[:1000]}
+    if clock_offset is not None:
+        values["clock_offset"] = clock_offset
     await conn.execute(update(poll_state).where(poll_state.c.name == CURSOR_NAME).values(**values))

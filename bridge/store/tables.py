@@ -16,6 +16,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -72,7 +73,13 @@ poll_state = Table(
     Column("start_point", UTCDateTime(), nullable=False),
     Column("cursor", UTCDateTime(), nullable=False),
     Column("last_success_at", UTCDateTime(), nullable=True),
-    Column("last_sweep_at", UTCDateTime(), nullable=True),
+    Column("last_sweep_at", UTCDateTime(), nullable=True),  # unused since 0002, kept for rolling upgrades
+    # API time: every update stamped at or before it has been read (the sweeps' mark).
+    Column("swept_through", UTCDateTime(), nullable=True),
+    # The API's clock minus the polling replica's, in seconds, as last measured.
+    Column("clock_offset", Float(), nullable=True),
+    # Why the latest poll failed, for every replica's /readyz; NULL after a success.
+    Column("last_problem", Text, nullable=True),
 )
 
 outbox = Table(

@@ -30,6 +30,7 @@ class WebhookReceiver:
     script: list[int] = field(default_factory=list)
     retry_after: str | None = None
     delay: float = 0.0
+    max_body: int = 64 * 1024 * 1024  # a run with thousands of artifacts makes bodies of megabytes
     requests: list[Received] = field(default_factory=list)
     _runner: web.AppRunner | None = None
     url: str = ""
@@ -57,7 +58,7 @@ class WebhookReceiver:
         return [r.body for r in self.requests if 200 <= r.status < 300]
 
     async def __aenter__(self) -> WebhookReceiver:
-        app = web.Application()
+        app = web.Application(client_max_size=self.max_body)
         app.router.add_post("/hook", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()

@@ -7,10 +7,29 @@ switches on the long ones.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
+
+from tests.e2e.harness import API_KEY
+from tests.fakes.webhook_receiver import WebhookReceiver
+from tests.faults.api_support import WEBHOOK_SECRET
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/faults/" in item.nodeid.replace("\\", "/"):
             item.add_marker(pytest.mark.faults)
+
+
+@pytest.fixture
+def sim_api_key() -> str:
+    """The simulator expects the key the real ``oz-bridge run`` is given (``tests/e2e/harness.py``)."""
+    return API_KEY
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[WebhookReceiver]:
+    """A webhook receiver that checks every Standard Webhooks signature."""
+    async with WebhookReceiver(secret=WEBHOOK_SECRET) as hook:
+        yield hook

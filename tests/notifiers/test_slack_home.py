@@ -79,8 +79,7 @@ def event(kind: str, run: dict[str, Any], artifact: dict[str, Any] | None = None
 async def remember(engine: AsyncEngine, run: dict[str, Any]) -> None:
     """The poller's snapshot of ``run``, which a child's redraw of its parent reads."""
     async with engine.begin() as conn:
-        known = await run_store.load_run(conn, run["run_id"]) is not None
-        await run_store.save_snapshot(conn, run, known=known, seen_at=datetime.now(UTC))
+        await run_store.save_snapshot(conn, run, seen_at=datetime.now(UTC))
 
 
 async def started_thread(fake: FakeSlack) -> str:

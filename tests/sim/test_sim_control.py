@@ -62,7 +62,7 @@ async def test_create_patch_and_inspect_runs(http: aiohttp.ClientSession, client
 
 async def test_control_errors_are_problem_bodies(http: aiohttp.ClientSession) -> None:
     body = await _json(await http.patch("/_sim/runs/ghost", json={"state": "FAILED"}), 404)
-    assert body["type"].endswith("/resource_not_found")
+    assert body["type"].endswith("/resource-not-found")
     body = await _json(await http.post("/_sim/runs", json={"state": "DONE"}), 400)
     assert "state" in body["detail"]
     await _json(await http.post("/_sim/runs", data=b"{nope"), 400)
@@ -127,7 +127,9 @@ async def test_clock_control(http: aiohttp.ClientSession) -> None:
 
 async def test_config_via_http(http: aiohttp.ClientSession, client: AsyncOzAPI) -> None:
     config = await _json(await http.post("/_sim/config", json={"followup_transitions": {"FAILED": "QUEUED"}}))
-    assert config == {"followup_transitions": {"FAILED": "QUEUED"}, "cancel_response": "CANCELLED"}
+    assert config == {"followup_transitions": {"FAILED": "QUEUED"}, "cancel_response": "CANCELLED", "factories": {}}
+    config = await _json(await http.post("/_sim/config", json={"factories": {"f-1": ["agent-b", "agent-a"]}}))
+    assert config["factories"] == {"f-1": ["agent-a", "agent-b"]}
     await http.post("/_sim/runs", json={"run_id": "r1", "state": "FAILED"})
     await client.agent.runs.submit_followup("r1", message="try again")
     assert (await client.agent.runs.retrieve("r1")).state == "QUEUED"

@@ -212,9 +212,11 @@ async def test_bad_parameters_are_400_with_problem_body(client: AsyncOzAPI, para
         await client.agent.runs.list(**params)
     body = info.value.body
     assert isinstance(body, dict)
-    assert body["type"] == "https://docs.warp.dev/errors/invalid_request"
+    assert body["type"] == "https://docs.warp.dev/reference/api-and-sdk/troubleshooting/errors/invalid-request"
     assert body["status"] == 400
-    assert body["title"] and body["detail"]
+    assert body["title"] == "The request contains invalid or missing parameters."
+    assert body["detail"] and body["error"] == f"{body['title']} ({body['detail']})"
+    assert (body["instance"], body["retryable"]) == ("/api/v1/agent/runs", False)
 
 
 async def test_limit_query_as_raw_text_is_validated(client: AsyncOzAPI) -> None:
@@ -236,8 +238,23 @@ async def test_cursor_from_other_filters_is_rejected(sim: Simulator, client: Asy
 
 async def test_unknown_params_are_ignored(sim: Simulator, client: AsyncOzAPI) -> None:
     sim.create_run(run_id="only")
-    page = await client.agent.runs.list(extra_query={"frobnicate": "yes", "factory_uid": "f-1"})
+    page = await client.agent.runs.list(extra_query={"frobnicate": "yes"})
     assert [r.run_id for r in page.runs] == ["only"]
+
+
+async def test_factory_uid_matches_runs_executed_by_that_factorys_agents(sim: Simulator, client: AsyncOzAPI) -> None:
+    sim.factories = {"f-1": frozenset({"agent-a", "agent-b"}), "f-2": frozenset({"agent-c"})}
+    for run_id, executor in [("by-a", "agent-a"), ("by-b", "agent-b"), ("by-c", "agent-c"), ("by-human", "u-1")]:
+        sim.create_run(run_id=run_id, executor={"uid": executor, "type": "service_account"})
+    sim.create_run(run_id="no-executor")
+
+    async def ids(**params: Any) -> list[str]:
+        return sorted(r.run_id for r in (await client.agent.runs.list(**params)).runs)
+
+    assert await ids(factory_uid="f-1") == ["by-a", "by-b"]
+    assert await ids(factory_uid="f-2") == ["by-c"]
+    assert await ids(factory_uid="f-unknown") == []  # a factory outside the caller's reach matches nothing
+    assert len(await ids()) == 5
 
 
 async def test_auto_pagination_iterates_every_run(sim: Simulator, client: AsyncOzAPI) -> None:

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from oz_agent_sdk import AsyncOzAPI, DefaultAioHttpClient
 
-from bridge.sim import SimClock, Simulator, parse_ts, running_simulator
+from bridge.sim import SimClock, Simulator, format_ts, parse_ts, running_simulator
+from bridge.sim.clock import parse_ts_ns, to_ns
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -107,3 +108,63 @@ async def _page_through_sdk(sim: Simulator, limit: int) -> list[tuple[datetime, 
 def test_paging_through_the_sdk_returns_each_run_once_in_order(offsets: list[int], limit: int) -> None:
     sim, expected = _populate(offsets)
     assert asyncio.run(_page_through_sdk(sim, limit)) == expected
+
+
+changes = st.lists(
+    st.one_of(
+        st.tuples(st.just("create"), st.sampled_from(["QUEUED", "FAILED"]), st.sampled_from([0.0, 0.5, 2.0])),
+        st.tuples(st.just("update"), st.integers(0, 9), st.sampled_from(["INPROGRESS", "FAILED"]), st.booleans()),
+        st.tuples(st.just("clock"), st.sampled_from([-1.0, 0.0, 0.7, 3.0])),
+        st.tuples(st.just("reveal")),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    history=changes,
+    limit=st.integers(1, 4),
+    order=st.sampled_from(["asc", "desc"]),
+    after=st.sampled_from([None, 0.0, 1.5]),
+    state=st.sampled_from([None, "FAILED"]),
+)
+def test_the_listing_index_answers_like_filtering_and_sorting_every_visible_run(
+    history: list[tuple[Any, ...]], limit: int, order: str, after: float | None, state: str | None
+) -> None:
+    clock = SimClock(frozen_at=T0)
+    sim = Simulator(api_key="k", clock=clock)
+    ids: list[str] = []
+    for step in history:
+        if step[0] == "create":
+            clock.advance(0.001)
+            ids.append(sim.create_run(run_id=f"run-{len(ids)}", state=step[1], visible_after=step[2] or None)["run_id"])
+        elif step[0] == "update" and ids:
+            clock.advance(0.001)
+            sim.update_run(ids[step[1] % len(ids)], state=step[2], visible_after=1.0 if step[3] else None)
+        elif step[0] == "clock":
+            clock.advance(step[1])
+        elif step[0] == "reveal":
+            sim.reveal()
+    query = [("sort_by", "updated_at"), ("sort_order", order), ("limit", str(limit))]
+    if after is not None:
+        query.append(("updated_after", format_ts(T0 + timedelta(seconds=after))))
+    if state is not None:
+        query.append(("state", state))
+    visible = [v for rid in sim.run_ids() if (v := sim.visible_run(rid)) is not None]
+    wanted = [
+        (parse_ts_ns(v["updated_at"]), v["run_id"])
+        for v in visible
+        if (state is None or v["state"] == state)
+        and (after is None or parse_ts_ns(v["updated_at"]) > to_ns(T0 + timedelta(seconds=after)))
+    ]
+    wanted.sort(reverse=order == "desc")
+    got: list[tuple[int, str]] = []
+    cursor = None
+    while True:
+        body = sim.list_runs(query + ([("cursor", cursor)] if cursor else []))
+        got += [(parse_ts_ns(r["updated_at"]), r["run_id"]) for r in body["runs"]]
+        if not body["page_info"]["has_next_page"]:
+            break
+        cursor = body["page_info"]["next_cursor"]
+    assert got == wanted

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from oz_agent_sdk import AsyncOzAPI
 from bridge.sim import SimClock, Simulator
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
+ERRORS = "https://docs.warp.dev/reference/api-and-sdk/troubleshooting/errors/"
 
 
 async def test_retrieve_returns_the_run_and_404s_unknown(sim: Simulator, client: AsyncOzAPI) -> None:
@@ -23,7 +25,8 @@ async def test_retrieve_returns_the_run_and_404s_unknown(sim: Simulator, client:
     with pytest.raises(oz_agent_sdk.NotFoundError) as info:
         await client.agent.runs.retrieve("nope")
     assert isinstance(info.value.body, dict)
-    assert info.value.body["type"] == "https://docs.warp.dev/errors/resource_not_found"
+    assert info.value.body["type"] == ERRORS + "resource-not-found"
+    assert info.value.body["instance"] == "/api/v1/agent/runs/nope"
 
 
 @pytest.mark.parametrize("key", ["wrong", ""])
@@ -32,7 +35,7 @@ async def test_bad_api_key_is_401(sim: Simulator, make_client: Any, key: str) ->
     with pytest.raises(oz_agent_sdk.AuthenticationError) as info:
         await client.agent.runs.list()
     assert isinstance(info.value.body, dict)
-    assert info.value.body["type"] == "https://docs.warp.dev/errors/authentication_required"
+    assert info.value.body["type"] == ERRORS + "authentication-required"
     assert info.value.status_code == 401
 
 
@@ -133,7 +136,7 @@ async def test_followup_transitions_are_configurable(sim: Simulator, client: Asy
 
 @pytest.mark.parametrize(
     "body",
-    [{"message": ""}, {"message": "   "}, {"mode": "plan"}, {"message": "hi", "mode": "turbo"}],
+    [{"message": ""}, {"message": "   "}, {"message": "hi", "mode": "turbo"}],
 )
 async def test_invalid_followups_are_400(sim: Simulator, client: AsyncOzAPI, body: dict[str, Any]) -> None:
     sim.create_run(run_id="r1", state="INPROGRESS")
@@ -155,13 +158,40 @@ async def test_followup_refusal_knob(sim: Simulator, client: AsyncOzAPI, status:
     sim.create_run(run_id="r1", state="SUCCEEDED", followup_reject=reject)
     with pytest.raises(error) as info:
         await client.agent.runs.submit_followup("r1", message="hi")
-    assert info.value.body == {  # type: ignore[attr-defined]
-        "type": "https://docs.warp.dev/errors/operation_not_supported",
-        "title": "Conflict" if status == 409 else "Unprocessable Entity",
+    body = info.value.body  # type: ignore[attr-defined]
+    title = "The requested operation is not supported for this resource or its current state."
+    assert body == {
+        "type": ERRORS + "operation-not-supported",
+        "title": title,
         "status": status,
         "detail": "run is archived",
+        "instance": "/api/v1/agent/runs/r1/followups",
+        "error": f"{title} (run is archived)",
+        "retryable": False,
+        "trace_id": body["trace_id"],
     }
+    assert re.fullmatch(r"[0-9a-f]{32}", body["trace_id"])
     assert sim.followups() == []
+
+
+@pytest.mark.parametrize(("status", "code", "retryable"), [(409, "conflict", True), (500, "internal_error", True)])
+async def test_error_bodies_carry_the_documented_problem_fields(
+    sim: Simulator, client: AsyncOzAPI, status: int, code: str, retryable: bool
+) -> None:
+    sim.inject_fault(status)
+    with pytest.raises(oz_agent_sdk.APIStatusError) as info:
+        await client.agent.runs.list()
+    body = info.value.body
+    assert isinstance(body, dict)
+    assert set(body) == {"type", "title", "status", "detail", "instance", "error", "retryable", "trace_id"}
+    assert (body["type"], body["status"], body["retryable"]) == (ERRORS + code.replace("_", "-"), status, retryable)
+
+
+async def test_followup_without_a_message_is_accepted(sim: Simulator, client: AsyncOzAPI) -> None:
+    sim.create_run(run_id="r1", state="BLOCKED")
+    assert await client.agent.runs.submit_followup("r1") == {}
+    assert await client.agent.runs.submit_followup("r1", mode="plan") == {}
+    assert [(f.message, f.mode) for f in sim.followups("r1")] == [(None, "normal"), (None, "plan")]
 
 
 async def test_handoff_attachments_only_after_the_run_ended(sim: Simulator, client: AsyncOzAPI) -> None:
@@ -194,3 +224,24 @@ async def test_expired_download_link_is_403(sim: Simulator, clock: SimClock, cli
     clock.advance(3600)
     async with aiohttp.ClientSession() as http, http.get(url) as resp:
         assert resp.status == 403
+
+
+async def test_redirect_endpoints_are_public_and_404_unknown_ids(sim_url: str, make_client: Any) -> None:
+    anonymous = make_client(api_key="not-the-key")  # the SDK sends no credentials to these two anyway
+    for call in (anonymous.agent.sessions.check_redirect, anonymous.agent.conversations.check_redirect):
+        with pytest.raises(oz_agent_sdk.NotFoundError) as info:
+            await call("00000000-0000-0000-0000-000000000000")
+        assert isinstance(info.value.body, dict) and info.value.body["type"] == ERRORS + "resource-not-found"
+    url = f"{sim_url}/api/v1/agent/sessions/unknown/redirect"
+    async with aiohttp.ClientSession() as http, http.get(url) as resp:
+        assert resp.status == 404  # never 401: there is nothing to authenticate
+
+
+async def test_session_and_conversation_redirects_follow_the_run(sim: Simulator, make_client: Any) -> None:
+    client = make_client(api_key="anything")
+    sim.create_run(run_id="r1", state="INPROGRESS", session_id="s-1", conversation_id="c-1")
+    assert (await client.agent.sessions.check_redirect("s-1")).conversation_id is None  # still live: no redirect
+    assert (await client.agent.conversations.check_redirect("c-1")).session_id == "s-1"
+    sim.update_run("r1", state="SUCCEEDED")
+    assert (await client.agent.sessions.check_redirect("s-1")).conversation_id == "c-1"
+    assert (await client.agent.conversations.check_redirect("c-1")).session_id is None

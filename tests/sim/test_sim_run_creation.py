@@ -78,7 +78,7 @@ async def test_refusals_use_the_problem_format_and_error_codes(client: AsyncOzAP
         await client.agent.run(prompt="x")
     assert getattr(caught.value, "status_code", None) == 402
     body = getattr(caught.value, "body", {})
-    assert body["type"].endswith("/insufficient_credits") and body["detail"] == "Your team has no credits left"
+    assert body["type"].endswith("/insufficient-credits") and body["detail"] == "Your team has no credits left"
     sim.run_creation.on_behalf_of_allowed = False
     with pytest.raises(PermissionDeniedError):
         await client.agent.run(prompt="x", on_behalf_of="ada@example.com")
