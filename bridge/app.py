@@ -28,6 +28,7 @@ from bridge.settings import RouteSettings, Settings
 from bridge.store import outbox
 from bridge.store import runs as run_store
 from bridge.store.engine import create_engine, migrate, sqlite_path
+from bridge.store.wakeups import Wakeups
 from bridge.web import build_web_app
 
 log = get_logger("bridge.app")
@@ -74,7 +75,10 @@ class Bridge:
         if self.settings.slack.bot_token is not None:
             self.slack = SlackContext(self.settings.slack, self.engine, self.metrics)
         self.notifiers = build_notifiers(self.settings, NotifierDeps(http=self.http, slack=self.slack))
-        self.delivery = DeliveryWorker(self.engine, self.notifiers, self.settings.delivery, self.metrics)
+        single_replica = sqlite_path(self.settings.database_url) is not None
+        self.delivery = DeliveryWorker(
+            self.engine, self.notifiers, self.settings.delivery, self.metrics, shared=not single_replica
+        )
         self.poller = Poller(
             self.engine,
             self.oz,
@@ -85,6 +89,9 @@ class Bridge:
         )
         await self.poller.prepare()
         self._tasks.append(asyncio.create_task(self.delivery.run(), name="delivery"))
+        if not single_replica:  # every replica delivers: wake them all when rows are queued
+            wakeups = Wakeups(self.settings.database_url, self.delivery.wake)
+            self._tasks.append(asyncio.create_task(wakeups.run(), name="delivery-wakeups"))
         await self._start_inbound()
         await self._start_http()
         self.scheduler.add_job(

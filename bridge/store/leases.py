@@ -1,10 +1,10 @@
-"""Named leases: which replica holds a singleton job (the poller) until when."""
+"""Named leases: which replica holds a singleton job (the poller) until when, and replica heartbeats."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -32,3 +32,9 @@ async def hold(conn: AsyncConnection, name: str, holder: str, now: datetime, ttl
 async def release(conn: AsyncConnection, name: str, holder: str) -> None:
     """Give the lease up at once, so another replica need not wait for it to expire."""
     await conn.execute(delete(leases).where(leases.c.name == name, leases.c.holder == holder))
+
+
+async def count_live(conn: AsyncConnection, prefix: str, now: datetime) -> int:
+    """How many unexpired leases have a name starting with ``prefix`` (replica heartbeats)."""
+    query = select(func.count()).where(leases.c.name.startswith(prefix, autoescape=True), leases.c.expires_at > now)
+    return int((await conn.execute(query)).scalar_one())

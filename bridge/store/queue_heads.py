@@ -1,0 +1,162 @@
+"""Queue heads: one row per (target, queue) with pending work, which is what workers claim.
+
+A queue is one run's events for one target (a digest's for a digest); its head
+is its oldest pending outbox row, and only the head is ever handed out, which
+keeps each queue in order. Claiming reads this table through its
+(target, due_at) index and takes at most as many heads as the worker has free
+slots, so a claim costs the same with a hundred or a hundred thousand rows
+pending. While a head is claimed, ``due_at`` is the claim's expiry: the holder
+renews it while the send is in flight, and the heads of a holder that died
+simply fall due again.
+
+Concurrency on PostgreSQL: a writer that adds rows to a queue upserts its head
+(locking it), and a worker that finishes a head locks it before looking for the
+queue's next pending row, so the two never miss each other and no pending row is
+ever left without a head.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, bindparam, case, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bridge.store.tables import outbox
+from bridge.store.tables import outbox_heads as heads
+
+PENDING = "pending"
+Queue = tuple[str, str]  # (target, queue key)
+
+
+async def offer(conn: AsyncConnection, firsts: dict[Queue, tuple[int, datetime]]) -> None:
+    """Make each row the head of its queue, unless the queue has an older or a claimed head."""
+    if not firsts:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(heads)
+    newer = and_(heads.c.claimed_by.is_(None), statement.excluded.head_id < heads.c.head_id)
+    # Always an update, never DO NOTHING: the upsert must lock the head (see the module doc).
+    statement = statement.on_conflict_do_update(
+        index_elements=[heads.c.target, heads.c.queue_key],
+        set_={
+            "head_id": case((newer, statement.excluded.head_id), else_=heads.c.head_id),
+            "due_at": case((newer, statement.excluded.due_at), else_=heads.c.due_at),
+        },
+    )
+    rows = [
+        {"target": target, "queue_key": key, "head_id": head_id, "due_at": due_at, "claimed_by": None}
+        for (target, key), (head_id, due_at) in sorted(firsts.items())
+    ]
+    await conn.execute(statement, rows)
+
+
+async def claim(
+    conn: AsyncConnection, holder: str, target: str, now: datetime, limit: int, ttl: timedelta
+) -> list[int]:
+    """Claim up to ``limit`` due heads of ``target``, oldest due first; their outbox row ids."""
+    # A CTE, so PostgreSQL locks and limits once; as an IN (subquery) it may run the
+    # SKIP LOCKED subquery again and claim more than ``limit``.
+    due = (
+        select(heads.c.queue_key)
+        .where(heads.c.target == target, heads.c.due_at <= now)
+        .order_by(heads.c.due_at, heads.c.head_id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("due")
+    )
+    won = await conn.execute(
+        update(heads)
+        .where(heads.c.target == target, heads.c.queue_key == due.c.queue_key)
+        .values(claimed_by=holder, due_at=now + ttl)
+        .returning(heads.c.head_id)
+    )
+    return [row.head_id for row in won]
+
+
+async def renew(conn: AsyncConnection, holder: str, now: datetime, ttl: timedelta) -> int:
+    """Extend every claim ``holder`` still has: it is alive and its sends are in flight."""
+    result = await conn.execute(update(heads).where(heads.c.claimed_by == holder).values(due_at=now + ttl))
+    return int(result.rowcount or 0)
+
+
+async def release(conn: AsyncConnection, holder: str | None, now: datetime) -> int:
+    """Hand claims back at once (all of them when ``holder`` is None: single replica start-up)."""
+    condition = heads.c.claimed_by.is_not(None) if holder is None else heads.c.claimed_by == holder
+    result = await conn.execute(update(heads).where(condition).values(claimed_by=None, due_at=now))
+    return int(result.rowcount or 0)
+
+
+async def wait(conn: AsyncConnection, holder: str, retries: Sequence[tuple[Queue, int, datetime]]) -> None:
+    """Unclaim heads whose send failed, due again at their retry time."""
+    if not retries:
+        return
+    await conn.execute(
+        update(heads)
+        .where(
+            heads.c.target == bindparam("b_target"),
+            heads.c.queue_key == bindparam("b_key"),
+            heads.c.head_id == bindparam("b_head"),
+            heads.c.claimed_by == holder,
+        )
+        .values(due_at=bindparam("b_due"), claimed_by=None),
+        [{"b_target": t, "b_key": k, "b_head": h, "b_due": d} for (t, k), h, d in retries],
+    )
+
+
+async def advance(conn: AsyncConnection, holder: str, finished: Iterable[tuple[Queue, int]]) -> None:
+    """Move each queue whose head ``holder`` finished to its next pending row, or drop it when empty.
+
+    A head no longer held by ``holder`` (its claim expired and another worker took
+    it) is left to that worker.
+    """
+    by_target: dict[str, dict[str, int]] = defaultdict(dict)
+    for (target, key), head_id in finished:
+        by_target[target][key] = head_id
+    for target, finished_heads in by_target.items():
+        held = await conn.execute(
+            select(heads.c.queue_key, heads.c.head_id)
+            .where(heads.c.target == target, heads.c.queue_key.in_(list(finished_heads)), heads.c.claimed_by == holder)
+            .with_for_update()
+        )
+        keys = [row.queue_key for row in held if finished_heads[row.queue_key] == row.head_id]
+        if keys:
+            await reseat(conn, target, keys)
+
+
+async def reseat(conn: AsyncConnection, target: str, keys: Sequence[str]) -> None:
+    """Point these queues' heads at their oldest pending row, unclaimed; drop those with none."""
+    firsts = (
+        select(func.min(outbox.c.id).label("id"))
+        .where(outbox.c.status == PENDING, outbox.c.target == target, outbox.c.run_id.in_(list(keys)))
+        .group_by(outbox.c.run_id)
+    )
+    found = await conn.execute(
+        select(outbox.c.run_id, outbox.c.id, outbox.c.next_attempt_at).where(outbox.c.id.in_(firsts.scalar_subquery()))
+    )
+    nexts = {row.run_id: (row.id, row.next_attempt_at) for row in found}
+    empty = [key for key in keys if key not in nexts]
+    if empty:
+        await conn.execute(delete(heads).where(heads.c.target == target, heads.c.queue_key.in_(empty)))
+    if nexts:
+        await conn.execute(
+            update(heads)
+            .where(heads.c.target == target, heads.c.queue_key == bindparam("b_key"))
+            .values(head_id=bindparam("b_head"), due_at=bindparam("b_due"), claimed_by=None),
+            [{"b_key": key, "b_head": head, "b_due": due} for key, (head, due) in nexts.items()],
+        )
+
+
+async def targets(conn: AsyncConnection) -> list[str]:
+    """Targets with any queue, configured or not (rows for a removed target must still drain)."""
+    rows = await conn.execute(select(heads.c.target).distinct())
+    return sorted(row.target for row in rows)
+
+
+async def count(conn: AsyncConnection, target: str, cap: int) -> int:
+    """How many queues ``target`` has, counted up to ``cap`` (so the cost stays bounded)."""
+    some = select(heads.c.queue_key).where(heads.c.target == target).limit(cap).subquery()
+    return int((await conn.execute(select(func.count()).select_from(some))).scalar_one())
