@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import random
+import socket
 import time
 import uuid
 from collections import Counter
@@ -120,11 +122,13 @@ class DeliveryWorker:
         self._metrics = metrics
         self._clock = clock
         self._shared = shared
-        self.holder = f"worker-{uuid.uuid4().hex[:12]}"
+        # Says which process holds a claim (outbox_heads.claimed_by), for operators and tests.
+        self.holder = f"{socket.gethostname()[:64]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._busy: Counter[str] = Counter()  # sends in flight per target
+        self._sending: set[tuple[str, str]] = set()  # (target, queue) of every send in flight
         self._finished: list[Attempt] = []
         self._ttl = timedelta(seconds=settings.claim_ttl)
         self._renew_every = settings.claim_ttl / 3
@@ -143,14 +147,21 @@ class DeliveryWorker:
             self._wake.clear()
             try:
                 for row in await self._cycle():
-                    self._busy[row.target] += 1
-                    task = asyncio.create_task(self._deliver(row))
-                    self._in_flight.add(task)
-                    task.add_done_callback(self._in_flight.discard)
+                    self._start(row)
             except Exception:
                 log.exception("outbox write failed; will try again")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=min(self._settings.check_interval, self._renew_every))
+
+    def _start(self, row: OutboxRow) -> None:
+        queue = (row.target, row.run_id)
+        if queue in self._sending:
+            return  # our own claim, lapsed and taken again while its send is still in flight
+        self._sending.add(queue)
+        self._busy[row.target] += 1
+        task = asyncio.create_task(self._deliver(row))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
 
     async def stop(self) -> None:
         """Stop claiming, let in-flight sends finish within the grace period, record them,
@@ -252,6 +263,7 @@ class DeliveryWorker:
             outcome = await self._send(row)
         finally:
             self._busy[row.target] -= 1
+            self._sending.discard((row.target, row.run_id))
         now = self._clock()
         step, retry_at = next_step(row, outcome, now, self._settings)
         self._finished.append(Attempt(row, outcome, step, retry_at, now))
