@@ -189,6 +189,7 @@ class DeliveryWorker:
             self._finished = attempts + self._finished  # keep them for the next write
             raise
         for attempt in attempts:
+            self._free(attempt.row)
             self._report(attempt)
         return rows
 
@@ -261,13 +262,19 @@ class DeliveryWorker:
     async def _deliver(self, row: OutboxRow) -> None:
         try:
             outcome = await self._send(row)
-        finally:
-            self._busy[row.target] -= 1
-            self._sending.discard((row.target, row.run_id))
+        except BaseException:
+            self._free(row)  # cut short at shutdown: nothing to record
+            raise
         now = self._clock()
         step, retry_at = next_step(row, outcome, now, self._settings)
         self._finished.append(Attempt(row, outcome, step, retry_at, now))
         self._wake.set()  # record it, and let the queue's next row be claimed
+
+    def _free(self, row: OutboxRow) -> None:
+        """A slot is busy from the claim until the attempt is recorded, so what a crash
+        can make us resend is bounded by ``concurrency`` per target."""
+        self._busy[row.target] -= 1
+        self._sending.discard((row.target, row.run_id))
 
     async def _send(self, row: OutboxRow) -> Outcome:
         notifier = self._notifiers.get(row.target)
