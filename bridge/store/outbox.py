@@ -159,7 +159,7 @@ async def claim(
     records = (await conn.execute(select(outbox).where(outbox.c.id.in_(head_ids)))).all()
     stale = [r for r in records if r.status != PENDING]
     if stale:  # settled by a worker whose claim had expired: move on
-        await queue_heads.advance(conn, holder, [((r.target, r.run_id), r.id) for r in stale])
+        await queue_heads.advance(conn, holder, [r.id for r in stale])
     live = [r for r in records if r.status == PENDING]
     cache = bodies or BodyCache()
     found = await cache.get_many(conn, {r.body_id for r in live if r.body_id is not None})
@@ -187,11 +187,8 @@ async def settle(conn: AsyncConnection, holder: str, settlements: Sequence[Settl
         await _update_each(conn, dead, status=DEAD)
     if retries:
         await _update_each(conn, retries, next_attempt_at=bindparam("b_retry_at"))
-        await queue_heads.wait(
-            conn, holder, [((s.row.target, s.row.run_id), s.row.id, s.retry_at) for s in retries if s.retry_at]
-        )
-    finished = delivered + dead
-    await queue_heads.advance(conn, holder, [((s.row.target, s.row.run_id), s.row.id) for s in finished])
+        await queue_heads.wait(conn, holder, [(s.row.id, s.retry_at) for s in retries if s.retry_at])
+    await queue_heads.advance(conn, holder, [s.row.id for s in delivered + dead])
     await run_bodies.forget_unreferenced(conn, {s.row.body_id for s in delivered if s.row.body_id is not None})
 
 

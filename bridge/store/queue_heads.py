@@ -18,7 +18,7 @@ ever left without a head.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, case, delete, func, select, update
@@ -58,19 +58,21 @@ async def claim(
     conn: AsyncConnection, holder: str, target: str, now: datetime, limit: int, ttl: timedelta
 ) -> list[int]:
     """Claim up to ``limit`` due heads of ``target``, oldest due first; their outbox row ids."""
-    # A CTE, so PostgreSQL locks and limits once; as an IN (subquery) it may run the
-    # SKIP LOCKED subquery again and claim more than ``limit``.
     due = (
-        select(heads.c.queue_key)
+        select(heads.c.head_id)
         .where(heads.c.target == target, heads.c.due_at <= now)
         .order_by(heads.c.due_at, heads.c.head_id)
         .limit(limit)
         .with_for_update(skip_locked=True)
-        .cte("due")
     )
+    head_ids = list((await conn.execute(due)).scalars())
+    if not head_ids:
+        return []
+    # By the heads' unique ids as parameters, not a subquery: whatever the statistics
+    # say in the middle of a burst, PostgreSQL then updates through the unique index.
     won = await conn.execute(
         update(heads)
-        .where(heads.c.target == target, heads.c.queue_key == due.c.queue_key)
+        .where(heads.c.head_id.in_(head_ids))
         .values(claimed_by=holder, due_at=now + ttl)
         .returning(heads.c.head_id)
     )
@@ -90,63 +92,57 @@ async def release(conn: AsyncConnection, holder: str | None, now: datetime) -> i
     return int(result.rowcount or 0)
 
 
-async def wait(conn: AsyncConnection, holder: str, retries: Sequence[tuple[Queue, int, datetime]]) -> None:
-    """Unclaim heads whose send failed, due again at their retry time."""
+async def wait(conn: AsyncConnection, holder: str, retries: Sequence[tuple[int, datetime]]) -> None:
+    """Unclaim heads (by id) whose send failed, due again at their retry time."""
     if not retries:
         return
     await conn.execute(
         update(heads)
-        .where(
-            heads.c.target == bindparam("b_target"),
-            heads.c.queue_key == bindparam("b_key"),
-            heads.c.head_id == bindparam("b_head"),
-            heads.c.claimed_by == holder,
-        )
+        .where(heads.c.head_id == bindparam("b_head"), heads.c.claimed_by == holder)
         .values(due_at=bindparam("b_due"), claimed_by=None),
-        [{"b_target": t, "b_key": k, "b_head": h, "b_due": d} for (t, k), h, d in retries],
+        [{"b_head": head, "b_due": due} for head, due in retries],
     )
 
 
-async def advance(conn: AsyncConnection, holder: str, finished: Iterable[tuple[Queue, int]]) -> None:
-    """Move each queue whose head ``holder`` finished to its next pending row, or drop it when empty.
-
-    A head no longer held by ``holder`` (its claim expired and another worker took
-    it) is left to that worker.
-    """
+async def advance(conn: AsyncConnection, holder: str, finished: Sequence[int]) -> None:
+    """Move each queue whose head (by id) ``holder`` finished to its next pending row, or
+    drop it when empty. A head no longer held by ``holder`` (its claim expired and another
+    worker took it) is left to that worker."""
+    if not finished:
+        return
+    held = await conn.execute(
+        select(heads.c.target, heads.c.queue_key, heads.c.head_id)
+        .where(heads.c.head_id.in_(list(finished)), heads.c.claimed_by == holder)
+        .with_for_update()
+    )
     by_target: dict[str, dict[str, int]] = defaultdict(dict)
-    for (target, key), head_id in finished:
-        by_target[target][key] = head_id
-    for target, finished_heads in by_target.items():
-        held = await conn.execute(
-            select(heads.c.queue_key, heads.c.head_id)
-            .where(heads.c.target == target, heads.c.queue_key.in_(list(finished_heads)), heads.c.claimed_by == holder)
-            .with_for_update()
-        )
-        keys = [row.queue_key for row in held if finished_heads[row.queue_key] == row.head_id]
-        if keys:
-            await reseat(conn, target, keys)
+    for row in held:
+        by_target[row.target][row.queue_key] = row.head_id
+    for target, queues in by_target.items():
+        await reseat(conn, target, queues)
 
 
-async def reseat(conn: AsyncConnection, target: str, keys: Sequence[str]) -> None:
-    """Point these queues' heads at their oldest pending row, unclaimed; drop those with none."""
+async def reseat(conn: AsyncConnection, target: str, queues: Mapping[str, int]) -> None:
+    """Point these queues (key → current head id) at their oldest pending row, unclaimed;
+    drop those with none left."""
     firsts = (
         select(func.min(outbox.c.id).label("id"))
-        .where(outbox.c.status == PENDING, outbox.c.target == target, outbox.c.run_id.in_(list(keys)))
+        .where(outbox.c.status == PENDING, outbox.c.target == target, outbox.c.run_id.in_(list(queues)))
         .group_by(outbox.c.run_id)
     )
     found = await conn.execute(
         select(outbox.c.run_id, outbox.c.id, outbox.c.next_attempt_at).where(outbox.c.id.in_(firsts.scalar_subquery()))
     )
     nexts = {row.run_id: (row.id, row.next_attempt_at) for row in found}
-    empty = [key for key in keys if key not in nexts]
+    empty = [head for key, head in queues.items() if key not in nexts]
     if empty:
-        await conn.execute(delete(heads).where(heads.c.target == target, heads.c.queue_key.in_(empty)))
+        await conn.execute(delete(heads).where(heads.c.head_id.in_(empty)))
     if nexts:
         await conn.execute(
             update(heads)
-            .where(heads.c.target == target, heads.c.queue_key == bindparam("b_key"))
+            .where(heads.c.head_id == bindparam("b_old"))
             .values(head_id=bindparam("b_head"), due_at=bindparam("b_due"), claimed_by=None),
-            [{"b_key": key, "b_head": head, "b_due": due} for key, (head, due) in nexts.items()],
+            [{"b_old": queues[key], "b_head": head, "b_due": due} for key, (head, due) in nexts.items()],
         )
 
 

@@ -123,6 +123,9 @@ outbox_heads = Table(
     Column("claimed_by", String(128), nullable=True),
     Index("ix_outbox_heads_due", "target", "due_at", "head_id"),
     Index("ix_outbox_heads_holder", "claimed_by"),
+    # A row heads at most one queue. Workers find heads by this unique index, which
+    # PostgreSQL picks whatever its statistics say in the middle of a burst.
+    Index("ux_outbox_heads_head", "head_id", unique=True),
 )
 
 slack_threads = Table(

@@ -44,6 +44,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_outbox_heads_due", "outbox_heads", ["target", "due_at", "head_id"])
     op.create_index("ix_outbox_heads_holder", "outbox_heads", ["claimed_by"])
+    op.create_index("ux_outbox_heads_head", "outbox_heads", ["head_id"], unique=True)
     # Every queue with pending rows gets its head; claims held by old workers are
     # dropped (their sends, if any, are repeated: at-least-once).
     op.execute(
