@@ -17,7 +17,8 @@ receiver process that only counts, and the Oz simulator. Measures:
 
 The machine may be shared: compare the ratios, not the absolute figures.
 With ``--profile``, py-spy samples one bridge per drain and the table shows where its
-time went (database, logging, JSON, HTTP client).
+time went (database, logging, JSON, HTTP client); ``OZ_BRIDGE_BENCH_PROFILES=DIR`` keeps
+the raw samples there.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -352,7 +354,7 @@ def drain(
         for _ in range(replicas)
     ]  # fmt: skip
     spy = None
-    raw = workdir / f"profile-{code}-{database}-{runs}.txt"
+    raw = Path(os.environ.get("OZ_BRIDGE_BENCH_PROFILES", workdir)) / f"profile-{code}-{database}-{runs}.txt"
     if profile:
         spy = subprocess.Popen(
             [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(bridges[0].pid), "--format", "raw",
@@ -365,7 +367,7 @@ def drain(
         rss = max(peak_rss_mib(b.pid) for b in bridges)
     finally:
         if spy is not None:
-            spy.terminate()
+            spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
             spy.wait()
         for bridge in bridges:
             bridge.terminate()

@@ -184,7 +184,8 @@ class DeliveryWorker:
                 if attempts:
                     await outbox.settle(conn, self.holder, [a.settlement() for a in attempts])
                 await self._keep_alive(conn)
-                rows = await self._claim(conn) if claim else []
+                # The slots of the attempts recorded here are free once this commits.
+                rows = await self._claim(conn, Counter(a.row.target for a in attempts)) if claim else []
         except BaseException:
             self._finished = attempts + self._finished  # keep them for the next write
             raise
@@ -206,7 +207,7 @@ class DeliveryWorker:
             self._replicas = max(1, await leases.count_live(conn, REPLICA_LEASE_PREFIX, now))
         self._renewed_at = started
 
-    async def _claim(self, conn: AsyncConnection) -> list[OutboxRow]:
+    async def _claim(self, conn: AsyncConnection, recorded: Counter[str]) -> list[OutboxRow]:
         """Each target has its own ``concurrency`` slots, so a slow or failing target
         can never starve the others; each claim asks only for the free slots."""
         rows: list[OutboxRow] = []
@@ -216,7 +217,7 @@ class DeliveryWorker:
             if self._replicas > 1:
                 queues = await queue_heads.count(conn, target, cap=limit * self._replicas)
                 limit = fair_share(limit, queues, self._replicas)
-            free = limit - self._busy[target]
+            free = limit - self._busy[target] + recorded[target]
             if free > 0:
                 rows += await outbox.claim(conn, self.holder, target, now, free, self._ttl, self._bodies)
         return rows
