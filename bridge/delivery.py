@@ -20,7 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.backoff import backoff_delay
 from bridge.events import rfc3339
@@ -29,7 +30,8 @@ from bridge.logs import get_logger
 from bridge.metrics import Metrics
 from bridge.notifiers.base import Notifier, Outcome
 from bridge.settings import DeliverySettings
-from bridge.store import leases, outbox, queue_heads
+from bridge.store import leases, outbox, queue_heads, run_bodies
+from bridge.store.engine import run_transaction
 from bridge.store.outbox import OutboxRow, Settlement, Step
 from bridge.store.run_bodies import BodyCache
 
@@ -37,6 +39,7 @@ log = get_logger("bridge.delivery")
 Clock = Callable[[], datetime]
 REPLICA_LEASE_PREFIX = "delivery:"
 TARGET_DISCOVERY_EVERY = 30.0  # seconds between looks for rows of targets this replica doesn't know
+BODIES_FORGOTTEN_IN_BATCHES = 64  # run bodies let go of before one delete runs (else at each renewal)
 
 
 def utcnow() -> datetime:
@@ -137,6 +140,7 @@ class DeliveryWorker:
         self._targets = set(notifiers)
         self._discovered_at = -math.inf
         self._bodies = BodyCache()
+        self._unreferenced: set[int] = set()  # run bodies delivered rows let go of
 
     def wake(self) -> None:
         """New rows were committed: look now instead of at the next check."""
@@ -172,62 +176,71 @@ class DeliveryWorker:
         if cut_short:
             log.warning("deliveries cut short at shutdown; they will be resent", count=cut_short)
         await self._cycle(claim=False)
+        unreferenced, self._unreferenced = self._unreferenced, set()
         async with self._engine.begin() as conn:
             await outbox.release_claims(conn, self.holder, self._clock())
+            await conn.run_sync(run_bodies.forget_unreferenced, unreferenced)
             if self._shared:
                 await leases.release(conn, REPLICA_LEASE_PREFIX + self.holder, self.holder)
 
     async def _cycle(self, claim: bool = True) -> list[OutboxRow]:
+        """Record what finished, renew what is in flight, claim into the free slots:
+        one transaction, run in one hop to the database (``run_transaction``)."""
         attempts, self._finished = self._finished, []
+        now = self._clock()
+        # The slots of the attempts recorded here are free once this commits.
+        free = Counter({t: self._settings.concurrency - n for t, n in self._busy.items()})
+        free.update(a.row.target for a in attempts)
+        targets = self._claim_targets() if claim else set()
+        renew = time.monotonic() - self._renewed_at >= self._renew_every
+
+        def work(conn: Connection) -> list[OutboxRow]:
+            if attempts:
+                self._unreferenced |= outbox.settle(conn, self.holder, [a.settlement() for a in attempts], now)
+            if renew:
+                self._keep_alive(conn, now)
+            if len(self._unreferenced) >= BODIES_FORGOTTEN_IN_BATCHES or (renew and self._unreferenced):
+                run_bodies.forget_unreferenced(conn, self._unreferenced)
+                self._unreferenced = set()
+            return [row for target in sorted(targets) for row in self._claim(conn, target, free, now)]
+
         try:
-            async with self._engine.begin() as conn:
-                if attempts:
-                    await outbox.settle(conn, self.holder, [a.settlement() for a in attempts])
-                await self._keep_alive(conn)
-                # The slots of the attempts recorded here are free once this commits.
-                rows = await self._claim(conn, Counter(a.row.target for a in attempts)) if claim else []
+            rows = await run_transaction(self._engine, work)
         except BaseException:
             self._finished = attempts + self._finished  # keep them for the next write
             raise
+        if renew:
+            self._renewed_at = time.monotonic()
         for attempt in attempts:
             self._free(attempt.row)
             self._report(attempt)
         return rows
 
-    async def _keep_alive(self, conn: AsyncConnection) -> None:
+    def _keep_alive(self, conn: Connection, now: datetime) -> None:
         """Every third of the claim TTL: renew the claims in flight and the replica heartbeat."""
-        started = time.monotonic()
-        if started - self._renewed_at < self._renew_every:
-            return
-        now = self._clock()
-        if self._in_flight:
-            await queue_heads.renew(conn, self.holder, now, self._ttl)
+        queue_heads.renew(conn, self.holder, now, self._ttl)
         if self._shared:
-            await leases.hold(conn, REPLICA_LEASE_PREFIX + self.holder, self.holder, now, self._ttl)
-            self._replicas = max(1, await leases.count_live(conn, REPLICA_LEASE_PREFIX, now))
-        self._renewed_at = started
+            leases.hold_in(conn, REPLICA_LEASE_PREFIX + self.holder, self.holder, now, self._ttl)
+            self._replicas = max(1, leases.count_live(conn, REPLICA_LEASE_PREFIX, now))
+        if time.monotonic() - self._discovered_at >= TARGET_DISCOVERY_EVERY:
+            self._targets = set(self._notifiers) | set(queue_heads.targets(conn))
+            self._discovered_at = time.monotonic()
 
-    async def _claim(self, conn: AsyncConnection, recorded: Counter[str]) -> list[OutboxRow]:
-        """Each target has its own ``concurrency`` slots, so a slow or failing target
-        can never starve the others; each claim asks only for the free slots."""
-        rows: list[OutboxRow] = []
-        now = self._clock()
-        for target in sorted(await self._claim_targets(conn)):
-            limit = self._settings.concurrency
-            if self._replicas > 1:
-                queues = await queue_heads.count(conn, target, cap=limit * self._replicas)
-                limit = fair_share(limit, queues, self._replicas)
-            free = limit - self._busy[target] + recorded[target]
-            if free > 0:
-                rows += await outbox.claim(conn, self.holder, target, now, free, self._ttl, self._bodies)
-        return rows
+    def _claim(self, conn: Connection, target: str, free: Counter[str], now: datetime) -> list[OutboxRow]:
+        """Each target has its own ``concurrency`` slots, so a slow or failing target can
+        never starve the others; a claim asks only for the free slots (and, with several
+        replicas sharing fewer queues than slots, for this replica's share)."""
+        slots = free.get(target, self._settings.concurrency)
+        if self._replicas > 1:
+            queues = queue_heads.count(conn, target, cap=self._settings.concurrency * self._replicas)
+            share = fair_share(self._settings.concurrency, queues, self._replicas)
+            slots -= self._settings.concurrency - share
+        if slots <= 0:
+            return []
+        return outbox.claim(conn, self.holder, target, now, slots, self._ttl, self._bodies)
 
-    async def _claim_targets(self, conn: AsyncConnection) -> set[str]:
-        """The configured targets, and now and then any other target rows are queued for."""
-        started = time.monotonic()
-        if started - self._discovered_at >= TARGET_DISCOVERY_EVERY:
-            self._targets = set(self._notifiers) | set(await queue_heads.targets(conn))
-            self._discovered_at = started
+    def _claim_targets(self) -> set[str]:
+        """The configured targets, and any other target rows were found queued for."""
         return self._targets
 
     def _report(self, attempt: Attempt) -> None:

@@ -189,7 +189,9 @@ async def test_a_send_slower_than_the_claim_ttl_keeps_its_claim_while_in_flight(
         for _ in range(8):  # well past the TTL: a renewed claim is not up for grabs
             await asyncio.sleep(0.1)
             async with engine.begin() as conn:
-                assert await outbox.claim(conn, "other", "t", datetime.now(UTC), 10, timedelta(seconds=1)) == []
+                assert (
+                    await conn.run_sync(outbox.claim, "other", "t", datetime.now(UTC), 10, timedelta(seconds=1)) == []
+                )
     finally:
         await slow.stop()
         task.cancel()
@@ -199,7 +201,7 @@ async def test_a_dead_workers_claims_fall_due_after_the_claim_ttl(engine: AsyncE
     event = events_of_run("orphan")[0]
     async with engine.begin() as conn:
         await outbox.enqueue(conn, [(event, "t")], datetime.now(UTC))
-        await outbox.claim(conn, "killed-worker", "t", datetime.now(UTC), 10, timedelta(seconds=0.5))
+        await conn.run_sync(outbox.claim, "killed-worker", "t", datetime.now(UTC), 10, timedelta(seconds=0.5))
     notifier = ScriptedNotifier([])
     await drain(DeliveryWorker(engine, {"t": notifier}, DeliverySettings(check_interval=0.05), Metrics()), engine)
     assert notifier.received == [event.id]

@@ -5,6 +5,10 @@ delivered after the target acknowledged them. Each (target, run) is a queue
 whose oldest pending row is its head (``queue_heads``); only heads are handed
 to workers, which keeps one run's events in order at one target. The run body
 of an observation is stored once (``run_bodies``) and joined back at claim time.
+
+The queries are plain (synchronous) SQLAlchemy, so the delivery worker can run a
+whole claim-and-record cycle in one hop to the database (``engine.run_transaction``);
+the ``async`` functions are the same queries for callers on an ``Connection``.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any, Literal
 
 from sqlalchemy import and_, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -86,20 +91,20 @@ def _row(record: Any, run: JSONDict | None = None) -> OutboxRow:
     )
 
 
-async def wake_replicas(conn: AsyncConnection) -> None:
+def wake_replicas(conn: Connection) -> None:
     """On PostgreSQL, tell every replica's worker (at commit) that there is work."""
     if conn.dialect.name == "postgresql":
-        await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": WAKE_CHANNEL})
+        conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": WAKE_CHANNEL})
 
 
-async def enqueue(conn: AsyncConnection, deliveries: Sequence[tuple[Event, str]], now: datetime) -> None:
+def enqueue_in(conn: Connection, deliveries: Sequence[tuple[Event, str]], now: datetime) -> None:
     """Queue each (event, target) once; a pair already queued is left as it is.
 
     Events of one observation share their run dict; its body is stored once.
     """
     if not deliveries:
         return
-    body_ids = await _store_bodies(conn, [event for event, _ in deliveries], now)
+    body_ids = _store_bodies(conn, [event for event, _ in deliveries], now)
     rows = [
         {
             "event_id": event.id,
@@ -118,33 +123,33 @@ async def enqueue(conn: AsyncConnection, deliveries: Sequence[tuple[Event, str]]
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     statement = dialect.insert(outbox).on_conflict_do_nothing(index_elements=["event_id", "target"])
     inserted = (
-        await conn.execute(statement.returning(outbox.c.id, outbox.c.target, outbox.c.run_id, outbox.c.body_id), rows)
+        conn.execute(statement.returning(outbox.c.id, outbox.c.target, outbox.c.run_id, outbox.c.body_id), rows)
     ).all()
     firsts: dict[queue_heads.Queue, tuple[int, datetime]] = {}
     for row in inserted:
         queue = (row.target, row.run_id)
         if queue not in firsts or row.id < firsts[queue][0]:
             firsts[queue] = (row.id, now)
-    await queue_heads.offer(conn, firsts)
+    queue_heads.offer(conn, firsts)
     unused = set(body_ids.values()) - {row.body_id for row in inserted}
-    await run_bodies.forget_unreferenced(conn, unused)  # every row was already queued
+    run_bodies.forget_unreferenced(conn, unused)  # every row was already queued
     if inserted:
-        await wake_replicas(conn)
+        wake_replicas(conn)
 
 
-async def _store_bodies(conn: AsyncConnection, events: Sequence[Event], now: datetime) -> dict[int, int]:
+def _store_bodies(conn: Connection, events: Sequence[Event], now: datetime) -> dict[int, int]:
     """Store each distinct run object once; ``id(run)`` → body id."""
     runs: dict[int, tuple[str, JSONDict]] = {}
     for event in events:
         if event.run is not None and id(event.run) not in runs:
             runs[id(event.run)] = (event.run_id, event.run)
     keys = list(runs)
-    ids = await run_bodies.store(conn, [(runs[k][0], run_bodies.to_json(runs[k][1])) for k in keys], now)
+    ids = run_bodies.store(conn, [(runs[k][0], run_bodies.to_json(runs[k][1])) for k in keys], now)
     return dict(zip(keys, ids, strict=True))
 
 
-async def claim(
-    conn: AsyncConnection,
+def claim(
+    conn: Connection,
     holder: str,
     target: str,
     now: datetime,
@@ -153,26 +158,31 @@ async def claim(
     bodies: BodyCache | None = None,
 ) -> list[OutboxRow]:
     """Claim up to ``limit`` due queue heads of ``target``, with their run bodies."""
-    head_ids = await queue_heads.claim(conn, holder, target, now, limit, ttl)
+    head_ids = queue_heads.claim(conn, holder, target, now, limit, ttl)
     if not head_ids:
         return []
-    records = (await conn.execute(select(outbox).where(outbox.c.id.in_(head_ids)))).all()
+    records = (conn.execute(select(outbox).where(outbox.c.id.in_(head_ids)))).all()
     stale = [r for r in records if r.status != PENDING]
     if stale:  # settled by a worker whose claim had expired: move on
-        await queue_heads.advance(conn, holder, [r.id for r in stale])
+        queue_heads.advance(conn, holder, [r.id for r in stale], now)
     live = [r for r in records if r.status == PENDING]
     cache = bodies or BodyCache()
-    found = await cache.get_many(conn, {r.body_id for r in live if r.body_id is not None})
+    found = cache.get_many(conn, {r.body_id for r in live if r.body_id is not None})
     return [_row(r, found.get(r.body_id) if r.body_id is not None else None) for r in live]
 
 
-async def settle(conn: AsyncConnection, holder: str, settlements: Sequence[Settlement]) -> None:
-    """Write attempts back; finished heads move their queue on, failed ones wait for their retry."""
+def settle(conn: Connection, holder: str, settlements: Sequence[Settlement], now: datetime) -> set[int]:
+    """Write attempts back; finished heads move their queue on, failed ones wait for their retry.
+
+    Returns the ids of the run bodies that delivered rows let go of: the caller forgets
+    those nothing refers to any more (``run_bodies.forget_unreferenced``), now or in a
+    later transaction.
+    """
     delivered = [s for s in settlements if s.step == "delivered"]
     dead = [s for s in settlements if s.step == "dead"]
     retries = [s for s in settlements if s.step == "retry" and s.retry_at is not None]
     if delivered:
-        await conn.execute(
+        conn.execute(
             update(outbox)
             .where(outbox.c.id.in_([s.row.id for s in delivered]))
             .values(
@@ -184,16 +194,16 @@ async def settle(conn: AsyncConnection, holder: str, settlements: Sequence[Settl
             )
         )
     if dead:
-        await _update_each(conn, dead, status=DEAD)
+        _update_each(conn, dead, status=DEAD)
     if retries:
-        await _update_each(conn, retries, next_attempt_at=bindparam("b_retry_at"))
-        await queue_heads.wait(conn, holder, [(s.row.id, s.retry_at) for s in retries if s.retry_at])
-    await queue_heads.advance(conn, holder, [s.row.id for s in delivered + dead])
-    await run_bodies.forget_unreferenced(conn, {s.row.body_id for s in delivered if s.row.body_id is not None})
+        _update_each(conn, retries, next_attempt_at=bindparam("b_retry_at"))
+        queue_heads.wait(conn, holder, [(s.row.id, s.retry_at) for s in retries if s.retry_at])
+    queue_heads.advance(conn, holder, [s.row.id for s in delivered + dead], now)
+    return {s.row.body_id for s in delivered if s.row.body_id is not None}
 
 
-async def _update_each(conn: AsyncConnection, settlements: Sequence[Settlement], **values: Any) -> None:
-    await conn.execute(
+def _update_each(conn: Connection, settlements: Sequence[Settlement], **values: Any) -> None:
+    conn.execute(
         update(outbox)
         .where(outbox.c.id == bindparam("b_id"))
         .values(attempts=outbox.c.attempts + 1, last_error=bindparam("b_error"), **values),
@@ -208,28 +218,28 @@ async def _update_each(conn: AsyncConnection, settlements: Sequence[Settlement],
     )
 
 
-async def release_claims(conn: AsyncConnection, holder: str | None = None, now: datetime | None = None) -> int:
+def release_claims_in(conn: Connection, holder: str | None = None, now: datetime | None = None) -> int:
     """Give claimed heads back, due now; all of them when ``holder`` is None (single replica start-up)."""
-    released = await queue_heads.release(conn, holder, now or datetime.now(UTC))
+    released = queue_heads.release(conn, holder, now or datetime.now(UTC))
     if released:
-        await wake_replicas(conn)
+        wake_replicas(conn)
     return released
 
 
-async def dead_letters(conn: AsyncConnection) -> list[OutboxRow]:
-    rows = await conn.execute(select(outbox).where(outbox.c.status == DEAD).order_by(outbox.c.id))
+def dead_letters_in(conn: Connection) -> list[OutboxRow]:
+    rows = conn.execute(select(outbox).where(outbox.c.status == DEAD).order_by(outbox.c.id))
     return [_row(record) for record in rows]
 
 
-async def requeue_dead(conn: AsyncConnection, ids: Sequence[int] | None, now: datetime) -> int:
+def requeue_dead_in(conn: Connection, ids: Sequence[int] | None, now: datetime) -> int:
     """Put dead letters back in their queues as if just detected (fresh 24 h window)."""
     condition: ColumnElement[bool] = outbox.c.status == DEAD
     if ids:
         condition = and_(condition, outbox.c.id.in_(list(ids)))
-    chosen = (await conn.execute(select(outbox.c.id, outbox.c.target, outbox.c.run_id).where(condition))).all()
+    chosen = (conn.execute(select(outbox.c.id, outbox.c.target, outbox.c.run_id).where(condition))).all()
     if not chosen:
         return 0
-    await conn.execute(
+    conn.execute(
         update(outbox)
         .where(outbox.c.id.in_([r.id for r in chosen]))
         .values(status=PENDING, attempts=0, enqueued_at=now, next_attempt_at=now)
@@ -239,24 +249,22 @@ async def requeue_dead(conn: AsyncConnection, ids: Sequence[int] | None, now: da
         queue = (r.target, r.run_id)
         if queue not in firsts or r.id < firsts[queue][0]:
             firsts[queue] = (r.id, now)
-    await queue_heads.offer(conn, firsts)
-    await wake_replicas(conn)
+    queue_heads.offer(conn, firsts)
+    wake_replicas(conn)
     return len(chosen)
 
 
-async def purge_delivered(conn: AsyncConnection, delivered_before: datetime) -> int:
+def purge_delivered_in(conn: Connection, delivered_before: datetime) -> int:
     """Forget deliveries acknowledged before ``delivered_before``, and run bodies nothing refers to;
     dead letters stay until replayed."""
-    result = await conn.execute(
-        delete(outbox).where(outbox.c.status == DELIVERED, outbox.c.delivered_at < delivered_before)
-    )
-    await run_bodies.forget_unreferenced(conn)
+    result = conn.execute(delete(outbox).where(outbox.c.status == DELIVERED, outbox.c.delivered_at < delivered_before))
+    run_bodies.forget_unreferenced(conn)
     return int(result.rowcount or 0)
 
 
-async def counts_by_status(conn: AsyncConnection) -> dict[tuple[str, str], int]:
+def counts_by_status_in(conn: Connection) -> dict[tuple[str, str], int]:
     """(target, status) → number of rows, for the outbox-depth and dead-letter gauges."""
-    rows = await conn.execute(
+    rows = conn.execute(
         select(outbox.c.target, outbox.c.status, func.count())
         .where(outbox.c.status != DELIVERED)
         .group_by(outbox.c.target, outbox.c.status)
@@ -264,8 +272,49 @@ async def counts_by_status(conn: AsyncConnection) -> dict[tuple[str, str], int]:
     return {(target, status): int(count) for target, status, count in rows}
 
 
+def rows_for_run_in(conn: Connection, run_id: str) -> list[OutboxRow]:
+    """Every row of one run, oldest first, with the bodies still stored (delivered rows have none)."""
+    records = (conn.execute(select(outbox).where(outbox.c.run_id == run_id).order_by(outbox.c.id))).all()
+    bodies = BodyCache().get_many(conn, {r.body_id for r in records if r.body_id is not None})
+    return [_row(r, bodies.get(r.body_id) if r.body_id is not None else None) for r in records]
+
+
+# --- the same, for callers holding an AsyncConnection -------------------------------------
+
+
+async def enqueue(conn: AsyncConnection, deliveries: Sequence[tuple[Event, str]], now: datetime) -> None:
+    """Queue each (event, target) once; a pair already queued is left as it is.
+
+    Events of one observation share their run dict; its body is stored once.
+    """
+    await conn.run_sync(enqueue_in, deliveries, now)
+
+
+async def release_claims(conn: AsyncConnection, holder: str | None = None, now: datetime | None = None) -> int:
+    """Give claimed heads back, due now; all of them when ``holder`` is None (single replica start-up)."""
+    return await conn.run_sync(release_claims_in, holder, now)
+
+
+async def dead_letters(conn: AsyncConnection) -> list[OutboxRow]:
+    return await conn.run_sync(dead_letters_in)
+
+
+async def requeue_dead(conn: AsyncConnection, ids: Sequence[int] | None, now: datetime) -> int:
+    """Put dead letters back in their queues as if just detected (fresh 24 h window)."""
+    return await conn.run_sync(requeue_dead_in, ids, now)
+
+
+async def purge_delivered(conn: AsyncConnection, delivered_before: datetime) -> int:
+    """Forget deliveries acknowledged before ``delivered_before``, and run bodies nothing refers to;
+    dead letters stay until replayed."""
+    return await conn.run_sync(purge_delivered_in, delivered_before)
+
+
+async def counts_by_status(conn: AsyncConnection) -> dict[tuple[str, str], int]:
+    """(target, status) → number of rows, for the outbox-depth and dead-letter gauges."""
+    return await conn.run_sync(counts_by_status_in)
+
+
 async def rows_for_run(conn: AsyncConnection, run_id: str) -> list[OutboxRow]:
     """Every row of one run, oldest first, with the bodies still stored (delivered rows have none)."""
-    records = (await conn.execute(select(outbox).where(outbox.c.run_id == run_id).order_by(outbox.c.id))).all()
-    bodies = await BodyCache().get_many(conn, {r.body_id for r in records if r.body_id is not None})
-    return [_row(r, bodies.get(r.body_id) if r.body_id is not None else None) for r in records]
+    return await conn.run_sync(rows_for_run_in, run_id)

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from bridge.store.tables import outbox
 from bridge.store.tables import outbox_heads as heads
@@ -32,7 +32,7 @@ PENDING = "pending"
 Queue = tuple[str, str]  # (target, queue key)
 
 
-async def offer(conn: AsyncConnection, firsts: dict[Queue, tuple[int, datetime]]) -> None:
+def offer(conn: Connection, firsts: dict[Queue, tuple[int, datetime]]) -> None:
     """Make each row the head of its queue, unless the queue has an older or a claimed head."""
     if not firsts:
         return
@@ -51,12 +51,10 @@ async def offer(conn: AsyncConnection, firsts: dict[Queue, tuple[int, datetime]]
         {"target": target, "queue_key": key, "head_id": head_id, "due_at": due_at, "claimed_by": None}
         for (target, key), (head_id, due_at) in sorted(firsts.items())
     ]
-    await conn.execute(statement, rows)
+    conn.execute(statement, rows)
 
 
-async def claim(
-    conn: AsyncConnection, holder: str, target: str, now: datetime, limit: int, ttl: timedelta
-) -> list[int]:
+def claim(conn: Connection, holder: str, target: str, now: datetime, limit: int, ttl: timedelta) -> list[int]:
     """Claim up to ``limit`` due heads of ``target``, oldest due first; their outbox row ids."""
     due = (
         select(heads.c.head_id)
@@ -65,12 +63,12 @@ async def claim(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    head_ids = list((await conn.execute(due)).scalars())
+    head_ids = list((conn.execute(due)).scalars())
     if not head_ids:
         return []
     # By the heads' unique ids as parameters, not a subquery: whatever the statistics
     # say in the middle of a burst, PostgreSQL then updates through the unique index.
-    won = await conn.execute(
+    won = conn.execute(
         update(heads)
         .where(heads.c.head_id.in_(head_ids))
         .values(claimed_by=holder, due_at=now + ttl)
@@ -79,24 +77,24 @@ async def claim(
     return [row.head_id for row in won]
 
 
-async def renew(conn: AsyncConnection, holder: str, now: datetime, ttl: timedelta) -> int:
+def renew(conn: Connection, holder: str, now: datetime, ttl: timedelta) -> int:
     """Extend every claim ``holder`` still has: it is alive and its sends are in flight."""
-    result = await conn.execute(update(heads).where(heads.c.claimed_by == holder).values(due_at=now + ttl))
+    result = conn.execute(update(heads).where(heads.c.claimed_by == holder).values(due_at=now + ttl))
     return int(result.rowcount or 0)
 
 
-async def release(conn: AsyncConnection, holder: str | None, now: datetime) -> int:
+def release(conn: Connection, holder: str | None, now: datetime) -> int:
     """Hand claims back at once (all of them when ``holder`` is None: single replica start-up)."""
     condition = heads.c.claimed_by.is_not(None) if holder is None else heads.c.claimed_by == holder
-    result = await conn.execute(update(heads).where(condition).values(claimed_by=None, due_at=now))
+    result = conn.execute(update(heads).where(condition).values(claimed_by=None, due_at=now))
     return int(result.rowcount or 0)
 
 
-async def wait(conn: AsyncConnection, holder: str, retries: Sequence[tuple[int, datetime]]) -> None:
+def wait(conn: Connection, holder: str, retries: Sequence[tuple[int, datetime]]) -> None:
     """Unclaim heads (by id) whose send failed, due again at their retry time."""
     if not retries:
         return
-    await conn.execute(
+    conn.execute(
         update(heads)
         .where(heads.c.head_id == bindparam("b_head"), heads.c.claimed_by == holder)
         .values(due_at=bindparam("b_due"), claimed_by=None),
@@ -104,13 +102,13 @@ async def wait(conn: AsyncConnection, holder: str, retries: Sequence[tuple[int, 
     )
 
 
-async def advance(conn: AsyncConnection, holder: str, finished: Sequence[int]) -> None:
+def advance(conn: Connection, holder: str, finished: Sequence[int], now: datetime) -> None:
     """Move each queue whose head (by id) ``holder`` finished to its next pending row, or
     drop it when empty. A head no longer held by ``holder`` (its claim expired and another
     worker took it) is left to that worker."""
     if not finished:
         return
-    held = await conn.execute(
+    held = conn.execute(
         select(heads.c.target, heads.c.queue_key, heads.c.head_id)
         .where(heads.c.head_id.in_(list(finished)), heads.c.claimed_by == holder)
         .with_for_update()
@@ -119,40 +117,38 @@ async def advance(conn: AsyncConnection, holder: str, finished: Sequence[int]) -
     for row in held:
         by_target[row.target][row.queue_key] = row.head_id
     for target, queues in by_target.items():
-        await reseat(conn, target, queues)
+        reseat(conn, target, queues, now)
 
 
-async def reseat(conn: AsyncConnection, target: str, queues: Mapping[str, int]) -> None:
-    """Point these queues (key → current head id) at their oldest pending row, unclaimed;
-    drop those with none left."""
-    firsts = (
-        select(func.min(outbox.c.id).label("id"))
+def reseat(conn: Connection, target: str, queues: Mapping[str, int], now: datetime) -> None:
+    """Point these queues (key → current head id) at their oldest pending row, unclaimed and
+    due now (so a busy run takes its turn behind the queues already waiting); drop those
+    with none left."""
+    found = conn.execute(
+        select(outbox.c.run_id, func.min(outbox.c.id).label("id"))
         .where(outbox.c.status == PENDING, outbox.c.target == target, outbox.c.run_id.in_(list(queues)))
         .group_by(outbox.c.run_id)
     )
-    found = await conn.execute(
-        select(outbox.c.run_id, outbox.c.id, outbox.c.next_attempt_at).where(outbox.c.id.in_(firsts.scalar_subquery()))
-    )
-    nexts = {row.run_id: (row.id, row.next_attempt_at) for row in found}
+    nexts = {row.run_id: row.id for row in found}
     empty = [head for key, head in queues.items() if key not in nexts]
     if empty:
-        await conn.execute(delete(heads).where(heads.c.head_id.in_(empty)))
+        conn.execute(delete(heads).where(heads.c.head_id.in_(empty)))
     if nexts:
-        await conn.execute(
+        conn.execute(
             update(heads)
             .where(heads.c.head_id == bindparam("b_old"))
-            .values(head_id=bindparam("b_head"), due_at=bindparam("b_due"), claimed_by=None),
-            [{"b_old": queues[key], "b_head": head, "b_due": due} for key, (head, due) in nexts.items()],
+            .values(head_id=bindparam("b_head"), due_at=now, claimed_by=None),
+            [{"b_old": queues[key], "b_head": head} for key, head in nexts.items()],
         )
 
 
-async def targets(conn: AsyncConnection) -> list[str]:
+def targets(conn: Connection) -> list[str]:
     """Targets with any queue, configured or not (rows for a removed target must still drain)."""
-    rows = await conn.execute(select(heads.c.target).distinct())
+    rows = conn.execute(select(heads.c.target).distinct())
     return sorted(row.target for row in rows)
 
 
-async def count(conn: AsyncConnection, target: str, cap: int) -> int:
+def count(conn: Connection, target: str, cap: int) -> int:
     """How many queues ``target`` has, counted up to ``cap`` (so the cost stays bounded)."""
     some = select(heads.c.queue_key).where(heads.c.target == target).limit(cap).subquery()
-    return int((await conn.execute(select(func.count()).select_from(some))).scalar_one())
+    return int((conn.execute(select(func.count()).select_from(some))).scalar_one())

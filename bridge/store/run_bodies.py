@@ -14,7 +14,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, exists, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from bridge.events import JSONDict
 from bridge.store.tables import outbox, run_bodies
@@ -25,24 +25,24 @@ def to_json(run: JSONDict) -> str:
     return json.dumps(run, separators=(",", ":"), ensure_ascii=False)
 
 
-async def store(conn: AsyncConnection, bodies: Sequence[tuple[str, str]], now: datetime) -> list[int]:
+def store(conn: Connection, bodies: Sequence[tuple[str, str]], now: datetime) -> list[int]:
     """Store ``(run_id, body text)`` pairs; their ids, in the same order."""
     if not bodies:
         return []
-    result = await conn.execute(
+    result = conn.execute(
         insert(run_bodies).returning(run_bodies.c.id, sort_by_parameter_order=True),
         [{"run_id": run_id, "body": body, "stored_at": now} for run_id, body in bodies],
     )
     return [row.id for row in result]
 
 
-async def forget_unreferenced(conn: AsyncConnection, ids: Collection[int] | None = None) -> int:
+def forget_unreferenced(conn: Connection, ids: Collection[int] | None = None) -> int:
     """Delete the bodies (of ``ids``, or all) that no outbox row refers to any more."""
     unreferenced = ~exists().where(outbox.c.body_id == run_bodies.c.id)
     condition = unreferenced if ids is None else run_bodies.c.id.in_(list(ids)) & unreferenced
     if ids is not None and not ids:
         return 0
-    result = await conn.execute(delete(run_bodies).where(condition))
+    result = conn.execute(delete(run_bodies).where(condition))
     return int(result.rowcount or 0)
 
 
@@ -55,10 +55,10 @@ class BodyCache:
         self._chars = 0
         self._entries: OrderedDict[int, tuple[JSONDict, int]] = OrderedDict()
 
-    async def get_many(self, conn: AsyncConnection, ids: Collection[int]) -> Mapping[int, JSONDict]:
+    def get_many(self, conn: Connection, ids: Collection[int]) -> Mapping[int, JSONDict]:
         missing = [i for i in set(ids) if i not in self._entries]
         if missing:
-            rows = await conn.execute(select(run_bodies.c.id, run_bodies.c.body).where(run_bodies.c.id.in_(missing)))
+            rows = conn.execute(select(run_bodies.c.id, run_bodies.c.body).where(run_bodies.c.id.in_(missing)))
             for row in rows:
                 self._put(row.id, json.loads(row.body), len(row.body))
         found: dict[int, JSONDict] = {}

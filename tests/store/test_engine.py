@@ -74,11 +74,11 @@ async def _outbox_of_revision_0001_delivers_after_upgrade(engine: AsyncEngine) -
     await migrate(engine)
     assert await current_revision(engine) == head_revision()
     async with engine.begin() as conn:
-        heads = await outbox.claim(conn, "w", "t", now, 10, timedelta(seconds=10))
+        heads = await conn.run_sync(outbox.claim, "w", "t", now, 10, timedelta(seconds=10))
         assert sorted(r.event_id for r in heads) == sorted([a[0].id, b[0].id])
         assert {r.event_id: r.event.to_payload() for r in heads} == {e.id: e.to_payload() for e in (a[0], b[0])}
-        await outbox.settle(conn, "w", [outbox.Settlement(r, "delivered", now) for r in heads])
-        nexts = await outbox.claim(conn, "w", "t", now, 10, timedelta(seconds=10))
+        await conn.run_sync(outbox.settle, "w", [outbox.Settlement(r, "delivered", now) for r in heads], now)
+        nexts = await conn.run_sync(outbox.claim, "w", "t", now, 10, timedelta(seconds=10))
     assert sorted(r.event_id for r in nexts) == sorted([a[1].id, b[1].id])
 
 

@@ -7,11 +7,12 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bridge.diff import diff_run
 from bridge.events import Event
 from bridge.store import outbox, queue_heads
+from bridge.store import run_bodies as run_bodies_store
 from bridge.store.outbox import OutboxRow, Settlement
 from bridge.store.run_bodies import BodyCache
 from bridge.store.tables import outbox as outbox_table
@@ -23,10 +24,15 @@ TTL = timedelta(seconds=10)
 
 
 async def claim(
-    engine_or_conn: object, holder: str, now: datetime, target: str = "t", limit: int = 10
+    conn: AsyncConnection, holder: str, now: datetime, target: str = "t", limit: int = 10
 ) -> list[OutboxRow]:
-    conn = engine_or_conn
-    return await outbox.claim(conn, holder, target, now, limit, TTL)  # type: ignore[arg-type]
+    return await conn.run_sync(outbox.claim, holder, target, now, limit, TTL)
+
+
+async def settle(conn: AsyncConnection, holder: str, settlements: list[Settlement]) -> None:
+    """Write attempts back, and forget the run bodies no row needs any more."""
+    await conn.run_sync(outbox.settle, holder, settlements, max(s.at for s in settlements))
+    await conn.run_sync(run_bodies_store.forget_unreferenced, None)
 
 
 def done(row: OutboxRow, at: datetime) -> Settlement:
@@ -69,7 +75,7 @@ async def test_finishing_a_head_makes_the_next_row_of_its_queue_the_head(engine:
         await outbox.enqueue(conn, [(first, "t"), (second, "t")], now)
         [head] = await claim(conn, "w", now)
         assert await claim(conn, "w", now) == []  # the second waits behind its head
-        await outbox.settle(conn, "w", [done(head, now)])
+        await settle(conn, "w", [done(head, now)])
         assert [r.event_id for r in await claim(conn, "w", now)] == [second.id]
 
 
@@ -88,7 +94,7 @@ async def test_renewing_keeps_a_claim_held_while_the_send_is_in_flight(engine: A
         await outbox.enqueue(conn, [(diff_run(None, make_run("a"), START, NOW)[0], "t")], now)
         await claim(conn, "w1", now)
         later = now + TTL - timedelta(seconds=1)
-        assert await queue_heads.renew(conn, "w1", later, TTL) == 1
+        assert await conn.run_sync(queue_heads.renew, "w1", later, TTL) == 1
         assert await claim(conn, "w2", now + TTL + timedelta(seconds=1)) == []
         assert len(await claim(conn, "w2", later + TTL + timedelta(seconds=1))) == 1
 
@@ -101,9 +107,9 @@ async def test_a_worker_whose_claim_was_taken_over_does_not_move_the_new_holders
         [stale] = await claim(conn, "w1", now)
         expired = now + TTL + timedelta(seconds=1)
         [taken] = await claim(conn, "w2", expired)
-        await outbox.settle(conn, "w1", [done(stale, expired)])  # the slow first holder finishes late
+        await settle(conn, "w1", [done(stale, expired)])  # the slow first holder finishes late
         assert await claim(conn, "w3", expired) == []  # the head is still w2's
-        await outbox.settle(conn, "w2", [done(taken, expired)])
+        await settle(conn, "w2", [done(taken, expired)])
         assert [r.event_id for r in await claim(conn, "w3", expired)] == [second.id]
 
 
@@ -115,9 +121,7 @@ async def test_a_row_waiting_for_its_retry_blocks_its_queue_but_not_others(engin
         await outbox.enqueue(conn, [(e, "t") for e in a + b], now)
         heads = {r.run_id: r for r in await claim(conn, "w", now)}
         retry_at = now + timedelta(seconds=5)  # while b's next head is still claimed
-        await outbox.settle(
-            conn, "w", [Settlement(heads["a"], "retry", now, retry_at, "HTTP 503"), done(heads["b"], now)]
-        )
+        await settle(conn, "w", [Settlement(heads["a"], "retry", now, retry_at, "HTTP 503"), done(heads["b"], now)])
         assert [r.event_id for r in await claim(conn, "w", now)] == [b[1].id]
         [retried] = await claim(conn, "w", retry_at)
     assert (retried.event_id, retried.attempts, retried.last_error) == (a[0].id, 1, "HTTP 503")
@@ -130,7 +134,7 @@ async def test_purge_forgets_old_deliveries_but_keeps_pending_rows_and_dead_lett
     async with engine.begin() as conn:
         await outbox.enqueue(conn, [(e, "t") for e in events] + [(dead_event, "t")], now)
         heads = {r.run_id: r for r in await claim(conn, "w", now)}
-        await outbox.settle(
+        await settle(
             conn,
             "w",
             [done(heads["a"], now - timedelta(days=8)), Settlement(heads["b"], "dead", now, error="HTTP 410")],
@@ -155,7 +159,7 @@ async def test_a_requeued_dead_letter_goes_back_in_its_queue(engine: AsyncEngine
     async with engine.begin() as conn:
         await outbox.enqueue(conn, [(event, "t")], now)
         [head] = await claim(conn, "w", now)
-        await outbox.settle(conn, "w", [Settlement(head, "dead", now, error="HTTP 400")])
+        await settle(conn, "w", [Settlement(head, "dead", now, error="HTTP 400")])
         assert await claim(conn, "w", now) == []
         [dead] = await outbox.dead_letters(conn)
         assert await outbox.requeue_dead(conn, [dead.id], now) == 1
@@ -194,10 +198,10 @@ async def test_a_run_body_is_forgotten_once_every_row_using_it_is_delivered(engi
         await outbox.enqueue(conn, [(e, "t") for e in events], now)
         for _ in events[:-1]:
             [head] = await claim(conn, "w", now)
-            await outbox.settle(conn, "w", [done(head, now)])
+            await settle(conn, "w", [done(head, now)])
             assert await bodies() == 1  # the last row still needs it
         [last] = await claim(conn, "w", now)
-        await outbox.settle(conn, "w", [done(last, now)])
+        await settle(conn, "w", [done(last, now)])
         assert await bodies() == 0
         assert (await conn.execute(select(func.count()).select_from(outbox_heads))).scalar_one() == 0
 
@@ -209,7 +213,7 @@ async def test_an_event_without_a_run_is_queued_by_its_own_key(engine: AsyncEngi
         await outbox.enqueue(conn, [(digest, "t")], now)
         [head] = await claim(conn, "w", now)
         assert (head.run_id, head.run, head.body_id) == ("digest:mornings", None, None)
-        await outbox.settle(conn, "w", [done(head, now)])
+        await settle(conn, "w", [done(head, now)])
         assert await outbox.counts_by_status(conn) == {}
 
 
@@ -235,8 +239,8 @@ async def test_run_body_ids_are_never_reused_so_a_cached_body_is_never_another_r
     cache = BodyCache()
     async with engine.begin() as conn:
         await outbox.enqueue(conn, [(first, "t")], now)
-        [head] = await outbox.claim(conn, "w", "t", now, 1, TTL, cache)
-        await outbox.settle(conn, "w", [done(head, now)])  # its body is forgotten
+        [head] = await conn.run_sync(outbox.claim, "w", "t", now, 1, TTL, cache)
+        await settle(conn, "w", [done(head, now)])  # its body is forgotten
         await outbox.enqueue(conn, [(second, "t")], now)
-        [again] = await outbox.claim(conn, "w", "t", now, 1, TTL, cache)
+        [again] = await conn.run_sync(outbox.claim, "w", "t", now, 1, TTL, cache)
     assert again.run == second.run
