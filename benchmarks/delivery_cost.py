@@ -1,6 +1,6 @@
 """What delivery costs, new code beside old code in the same run.
 
-    python benchmarks/delivery_cost.py [--baseline main] [--quick] [--only claim,drain,replicas,artifacts,logs]
+    python benchmarks/delivery_cost.py [--baseline REF] [--quick] [--only claim,drain,replicas,artifacts,logs]
 
 Every measure runs the code under test in its own processes: the real ``oz-bridge run``
 (``PYTHONPATH`` pointing at this tree, or at a ``git archive`` of ``--baseline``), a
@@ -100,19 +100,30 @@ async def claim_cycles(url: str, backlog: int, cycles: int) -> dict[str, float]:
     engine = create_engine(url)
     times = []
     for _ in range(cycles):
-        async with engine.connect() as conn:
-            transaction = await conn.begin()
-            began = time.perf_counter()
-            now = datetime.now(UTC)
-            if hasattr(outbox, "claim_due"):  # the code before queue heads
+        began = time.perf_counter()
+        now = datetime.now(UTC)
+        if hasattr(outbox, "claim_due"):  # the code before queue heads
+            async with engine.connect() as conn:
+                transaction = await conn.begin()
                 for target in await outbox.pending_targets(conn):
                     rows = await outbox.claim_due(conn, "bench", now, 16, timedelta(minutes=2), target=target)
-            else:
-                rows = await outbox.claim(conn, "bench", TARGET, now, 16, timedelta(seconds=10))
+                times.append(time.perf_counter() - began)
+                await transaction.rollback()
+        else:  # as the worker claims: one transaction through run_transaction, rolled back here
+            from bridge.store.engine import run_transaction
+
+            class Claimed(Exception):
+                pass
+
+            def work(conn: Any) -> None:
+                raise Claimed(outbox.claim(conn, "bench", TARGET, now, 16, timedelta(seconds=10)))
+
+            try:
+                await run_transaction(engine, work)
+            except Claimed as claimed:
+                rows = claimed.args[0]
             times.append(time.perf_counter() - began)
-            assert len(rows) == 16
-            await transaction.rollback()
-    await engine.dispose()
+        assert len(rows) == 16
     return {"claim_ms": 1000 * statistics.median(times)}
 
 
@@ -347,11 +358,11 @@ def drain(
     config = bridge_config(workdir, services.receiver)
     env = trees.env(code, WARP_API_KEY=API_KEY, OZ_API_BASE_URL=f"{services.sim}/api/v1",
                     OZ_BRIDGE_DATABASE_URL=url, OZ_BRIDGE_LOG_LEVEL="info", OZ_BRIDGE_HOST="127.0.0.1")  # fmt: skip
+    logs = [open(workdir / f"bridge-{code}-{database}-{n}.log", "w") for n in range(replicas)]  # noqa: SIM115
     bridges = [
         subprocess.Popen([sys.executable, "-m", "bridge.cli", "run", "--config", str(config)],
-                         env={**env, "OZ_BRIDGE_PORT": "0"}, cwd=workdir,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(replicas)
+                         env={**env, "OZ_BRIDGE_PORT": "0"}, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+        for log in logs
     ]  # fmt: skip
     spy = None
     raw = Path(os.environ.get("OZ_BRIDGE_BENCH_PROFILES", workdir)) / f"profile-{code}-{database}-{runs}.txt"
@@ -362,7 +373,10 @@ def drain(
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
     try:
-        wait_for(services, 5 * runs, within=3600, watch=bridges)
+        try:
+            wait_for(services, 5 * runs, within=3600, watch=bridges)
+        except RuntimeError:
+            raise RuntimeError(Path(logs[0].name).read_text()[-3000:]) from None
         stats = services.stats()
         rss = max(peak_rss_mib(b.pid) for b in bridges)
     finally:
@@ -372,6 +386,8 @@ def drain(
         for bridge in bridges:
             bridge.terminate()
             bridge.wait()
+        for log in logs:
+            log.close()
     result: dict[str, Any] = {"events_per_s": (stats["count"] - 1) / (stats["last"] - stats["first"]), "rss": rss}
     if profile:
         result["profile"] = profile_shares(raw)
@@ -434,7 +450,9 @@ def ratio(new: float, old: float) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--baseline", default="main", help="git ref of the code to compare with (default main)")
+    parser.add_argument(
+        "--baseline", default=None, help="git ref of the code to compare with (default: where HEAD left main)"
+    )
     parser.add_argument("--quick", action="store_true", help="smaller sizes, one round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", default="claim,drain,replicas,artifacts,logs")
@@ -444,7 +462,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     rounds = 1 if args.quick else args.rounds
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        trees = Trees(args.baseline, workdir)
+        baseline = (
+            args.baseline
+            or subprocess.run(
+                ["git", "-C", str(HERE), "merge-base", "HEAD", "main"], capture_output=True, text=True, check=True
+            ).stdout.strip()
+        )
+        print(f"baseline: {baseline}", file=sys.stderr)
+        trees = Trees(baseline, workdir)
         services = Services(trees)
         services.start()
         try:
@@ -473,7 +498,9 @@ def run_all(
                 for _ in range(rounds):
                     for code in ("old", "new"):
                         url = asyncio.run(new_database(database, workdir))
-                        figures[code].append(run_child(trees, code, "claim", url=url, backlog=backlog, cycles=30)["claim_ms"])
+                        figures[code].append(
+                            run_child(trees, code, "claim", url=url, backlog=backlog, cycles=30)["claim_ms"]
+                        )
                 old, new = statistics.median(figures["old"]), statistics.median(figures["new"])
                 report[f"claim {database} {backlog}"] = {"old_ms": old, "new_ms": new}
                 say(f"claim {database} {backlog:>6} pending: {old:7.2f} ms → {new:6.2f} ms ({ratio(new, old)})")

@@ -124,21 +124,31 @@ def reseat(conn: Connection, target: str, queues: Mapping[str, int], now: dateti
     """Point these queues (key → current head id) at their oldest pending row, unclaimed and
     due now (so a busy run takes its turn behind the queues already waiting); drop those
     with none left."""
-    found = conn.execute(
-        select(outbox.c.run_id, func.min(outbox.c.id).label("id"))
-        .where(outbox.c.status == PENDING, outbox.c.target == target, outbox.c.run_id.in_(list(queues)))
-        .group_by(outbox.c.run_id)
+    # One correlated "first pending row" per head: equality on the whole queue index
+    # prefix, so both databases seek it, whatever PostgreSQL's statistics say mid-burst
+    # (a GROUP BY over the keys was planned as a scan of the target's every pending row).
+    first = (
+        select(outbox.c.id)
+        .where(outbox.c.status == PENDING, outbox.c.target == heads.c.target, outbox.c.run_id == heads.c.queue_key)
+        .order_by(outbox.c.id)
+        .limit(1)
+        .correlate(heads)
+        .scalar_subquery()
     )
-    nexts = {row.run_id: row.id for row in found}
-    empty = [head for key, head in queues.items() if key not in nexts]
+    found = conn.execute(
+        select(heads.c.head_id, first.label("next_id")).where(heads.c.head_id.in_(list(queues.values())))
+    )
+    nexts = {row.head_id: row.next_id for row in found}
+    empty = [head for head, next_id in nexts.items() if next_id is None]
     if empty:
         conn.execute(delete(heads).where(heads.c.head_id.in_(empty)))
-    if nexts:
+    moved = [{"b_old": head, "b_head": next_id} for head, next_id in nexts.items() if next_id is not None]
+    if moved:
         conn.execute(
             update(heads)
             .where(heads.c.head_id == bindparam("b_old"))
             .values(head_id=bindparam("b_head"), due_at=now, claimed_by=None),
-            [{"b_old": queues[key], "b_head": head} for key, head in nexts.items()],
+            moved,
         )
 
 

@@ -38,11 +38,16 @@ def store(conn: Connection, bodies: Sequence[tuple[str, str]], now: datetime) ->
 
 def forget_unreferenced(conn: Connection, ids: Collection[int] | None = None) -> int:
     """Delete the bodies (of ``ids``, or all) that no outbox row refers to any more."""
-    unreferenced = ~exists().where(outbox.c.body_id == run_bodies.c.id)
-    condition = unreferenced if ids is None else run_bodies.c.id.in_(list(ids)) & unreferenced
-    if ids is not None and not ids:
+    if ids is None:
+        result = conn.execute(delete(run_bodies).where(~exists().where(outbox.c.body_id == run_bodies.c.id)))
+        return int(result.rowcount or 0)
+    if not ids:
         return 0
-    result = conn.execute(delete(run_bodies).where(condition))
+    # Looked up by the given ids on both sides (an index seek on outbox.body_id), never
+    # an anti-join over the outbox.
+    wanted = list(ids)
+    still_used = select(outbox.c.body_id).where(outbox.c.body_id.in_(wanted))
+    result = conn.execute(delete(run_bodies).where(run_bodies.c.id.in_(wanted), run_bodies.c.id.not_in(still_used)))
     return int(result.rowcount or 0)
 
 
