@@ -99,6 +99,12 @@ class LevelFilteringLogger(structlog.stdlib.BoundLogger):
             return None
         return super()._proxy_to_logger(method_name, event, *event_args, **event_kw)
 
+    def debug(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        # The hot one: checked here, before even the arguments are passed on.
+        if not self._logger.isEnabledFor(logging.DEBUG):
+            return None
+        return super()._proxy_to_logger("debug", event, *args, **kw)
+
 
 def _shared_processors() -> list[Any]:
     return [
