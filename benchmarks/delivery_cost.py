@@ -405,8 +405,8 @@ def artifacts(trees: Trees, services: Services, code: str, count: int, workdir: 
     """One run observed once with ``count`` artifacts: what the bridge needs to store and send it."""
     import urllib.request
 
-    def sim_post(path: str, body: dict[str, Any]) -> dict[str, Any]:
-        request = urllib.request.Request(services.sim + path, data=json.dumps(body).encode(), method="POST",
+    def sim_call(method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        request = urllib.request.Request(services.sim + path, data=json.dumps(body).encode(), method=method,
                                          headers={"content-type": "application/json"})  # fmt: skip
         with urllib.request.urlopen(request) as response:
             return dict(json.loads(response.read()))
@@ -422,9 +422,8 @@ def artifacts(trees: Trees, services: Services, code: str, count: int, workdir: 
     time.sleep(4)  # first boot fixes the start point
     first.terminate()
     first.wait()
-    run = sim_post("/_sim/runs", {"state": "INPROGRESS"})
-    for _ in range(count):
-        sim_post(f"/_sim/runs/{run['run_id']}/artifacts", {"artifact_type": "PULL_REQUEST"})
+    run = sim_call("POST", "/_sim/runs", {"state": "INPROGRESS"})
+    sim_call("PATCH", f"/_sim/runs/{run['run_id']}", {"add_artifact": [{"artifact_type": "PULL_REQUEST"}] * count})
     services.reset()
     began = time.monotonic()
     bridge = subprocess.Popen(command, env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -20,8 +20,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, func, select, update
+from sqlalchemy import Select, and_, bindparam, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -75,6 +76,27 @@ def claim(conn: Connection, holder: str, target: str, now: datetime, limit: int,
         .returning(heads.c.head_id)
     )
     return [row.head_id for row in won]
+
+
+def claimed_rows(holder: str, target: str, now: datetime, limit: int, ttl: timedelta) -> Select[Any]:
+    """PostgreSQL: claim as ``claim`` does and read the claimed outbox rows, in one statement
+    (one round trip instead of three). The claimed heads join back by their unique id."""
+    due = (
+        select(heads.c.head_id)
+        .where(heads.c.target == target, heads.c.due_at <= now)
+        .order_by(heads.c.due_at, heads.c.head_id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("due")
+    )
+    won = (
+        update(heads)
+        .where(heads.c.head_id == due.c.head_id)
+        .values(claimed_by=holder, due_at=now + ttl)
+        .returning(heads.c.head_id)
+        .cte("won")
+    )
+    return select(outbox).join(won, outbox.c.id == won.c.head_id)
 
 
 def renew(conn: Connection, holder: str, now: datetime, ttl: timedelta) -> int:
