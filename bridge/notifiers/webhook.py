@@ -66,7 +66,7 @@ class RunText:
     send. Entries hold the run itself, so an id is never mistaken for another object's.
     """
 
-    def __init__(self, max_chars: int = 16 * 1024 * 1024, max_entries: int = 256) -> None:
+    def __init__(self, max_chars: int = 8 * 1024 * 1024, max_entries: int = 64) -> None:
         self._max_chars = max_chars
         self._max_entries = max_entries
         self._chars = 0

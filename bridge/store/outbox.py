@@ -167,7 +167,7 @@ def claim(
         return []
     stale = [r for r in records if r.status != PENDING]
     if stale:  # settled by a worker whose claim had expired: move on
-        queue_heads.advance(conn, holder, [r.id for r in stale], now)
+        queue_heads.advance(conn, holder, [r.id for r in stale])
     live = [r for r in records if r.status == PENDING]
     cache = bodies or BodyCache()
     found = cache.get_many(conn, {r.body_id for r in live if r.body_id is not None})
@@ -201,7 +201,7 @@ def settle(conn: Connection, holder: str, settlements: Sequence[Settlement], now
     if retries:
         _update_each(conn, retries, next_attempt_at=bindparam("b_retry_at"))
         queue_heads.wait(conn, holder, [(s.row.id, s.retry_at) for s in retries if s.retry_at])
-    queue_heads.advance(conn, holder, [s.row.id for s in delivered + dead], now)
+    queue_heads.advance(conn, holder, [s.row.id for s in delivered + dead])
     return {s.row.body_id for s in delivered if s.row.body_id is not None}
 
 

@@ -124,7 +124,7 @@ def wait(conn: Connection, holder: str, retries: Sequence[tuple[int, datetime]])
     )
 
 
-def advance(conn: Connection, holder: str, finished: Sequence[int], now: datetime) -> None:
+def advance(conn: Connection, holder: str, finished: Sequence[int]) -> None:
     """Move each queue whose head (by id) ``holder`` finished to its next pending row, or
     drop it when empty. A head no longer held by ``holder`` (its claim expired and another
     worker took it) is left to that worker."""
@@ -139,37 +139,42 @@ def advance(conn: Connection, holder: str, finished: Sequence[int], now: datetim
     for row in held:
         by_target[row.target][row.queue_key] = row.head_id
     for target, queues in by_target.items():
-        reseat(conn, target, queues, now)
+        reseat(conn, target, queues)
 
 
-def reseat(conn: Connection, target: str, queues: Mapping[str, int], now: datetime) -> None:
+def reseat(conn: Connection, target: str, queues: Mapping[str, int]) -> None:
     """Point these queues (key → current head id) at their oldest pending row, unclaimed and
-    due now (so a busy run takes its turn behind the queues already waiting); drop those
-    with none left."""
-    # One correlated "first pending row" per head: equality on the whole queue index
-    # prefix, so both databases seek it, whatever PostgreSQL's statistics say mid-burst
-    # (a GROUP BY over the keys was planned as a scan of the target's every pending row).
-    first = (
-        select(outbox.c.id)
-        .where(outbox.c.status == PENDING, outbox.c.target == heads.c.target, outbox.c.run_id == heads.c.queue_key)
-        .order_by(outbox.c.id)
-        .limit(1)
-        .correlate(heads)
-        .scalar_subquery()
-    )
+    due when that row is; drop those with none left. Claims take the oldest due heads
+    first, so across queues events go out in the order they were detected."""
+
+    # Correlated "first pending row" lookups: equality on the whole queue index prefix,
+    # so both databases seek it, whatever PostgreSQL's statistics say mid-burst (a
+    # GROUP BY over the keys was planned as a scan of the target's every pending row).
+    def first(column: Any) -> Any:
+        return (
+            select(column)
+            .where(outbox.c.status == PENDING, outbox.c.target == heads.c.target, outbox.c.run_id == heads.c.queue_key)
+            .order_by(outbox.c.id)
+            .limit(1)
+            .correlate(heads)
+            .scalar_subquery()
+        )
+
     found = conn.execute(
-        select(heads.c.head_id, first.label("next_id")).where(heads.c.head_id.in_(list(queues.values())))
+        select(
+            heads.c.head_id, first(outbox.c.id).label("next_id"), first(outbox.c.next_attempt_at).label("due")
+        ).where(heads.c.head_id.in_(list(queues.values())))
     )
-    nexts = {row.head_id: row.next_id for row in found}
-    empty = [head for head, next_id in nexts.items() if next_id is None]
+    nexts = {row.head_id: (row.next_id, row.due) for row in found}
+    empty = [head for head, (next_id, _) in nexts.items() if next_id is None]
     if empty:
         conn.execute(delete(heads).where(heads.c.head_id.in_(empty)))
-    moved = [{"b_old": head, "b_head": next_id} for head, next_id in nexts.items() if next_id is not None]
+    moved = [{"b_old": head, "b_head": nxt, "b_due": due} for head, (nxt, due) in nexts.items() if nxt is not None]
     if moved:
         conn.execute(
             update(heads)
             .where(heads.c.head_id == bindparam("b_old"))
-            .values(head_id=bindparam("b_head"), due_at=now, claimed_by=None),
+            .values(head_id=bindparam("b_head"), due_at=bindparam("b_due"), claimed_by=None),
             moved,
         )
 

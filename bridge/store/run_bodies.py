@@ -53,10 +53,11 @@ def forget_unreferenced(conn: Connection, ids: Collection[int] | None = None) ->
 
 class BodyCache:
     """Parsed run bodies by id: a run's many events (one queue, delivered one after
-    another) parse its body once. Bounded by the size of the bodies' text."""
+    another) parse its body once. Small: bounded by entries and by the bodies' text."""
 
-    def __init__(self, max_chars: int = 64 * 1024 * 1024) -> None:
+    def __init__(self, max_chars: int = 8 * 1024 * 1024, max_entries: int = 64) -> None:
         self._max_chars = max_chars
+        self._max_entries = max_entries
         self._chars = 0
         self._entries: OrderedDict[int, tuple[JSONDict, int]] = OrderedDict()
 
@@ -77,6 +78,6 @@ class BodyCache:
     def _put(self, body_id: int, body: JSONDict, size: int) -> None:
         self._entries[body_id] = (body, size)
         self._chars += size
-        while self._chars > self._max_chars and len(self._entries) > 1:
+        while len(self._entries) > 1 and (self._chars > self._max_chars or len(self._entries) > self._max_entries):
             _, (_, evicted) = self._entries.popitem(last=False)
             self._chars -= evicted

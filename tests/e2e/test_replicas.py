@@ -137,8 +137,16 @@ async def test_every_replica_delivers_its_share_of_a_few_busy_runs(
             for _ in range(15):
                 sim.add_artifact(run_id, "PULL_REQUEST")
         await wait_until(lambda: len(receiver.accepted) >= 10 * 17, within=60, what="every event")
-        delivered = [await r.metric('oz_bridge_deliveries_total{outcome="delivered",target="audit"}') for r in replicas]
-        assert sum(delivered) >= 170 and all(count > 0 for count in delivered), delivered
+        delivered: list[float] = []
+
+        async def all_recorded() -> bool:  # counted once written back, a moment after the receiver saw them
+            delivered[:] = [
+                await r.metric('oz_bridge_deliveries_total{outcome="delivered",target="audit"}') for r in replicas
+            ]
+            return sum(delivered) >= 170
+
+        await wait_until(all_recorded, what="every delivery recorded")
+        assert all(count > 0 for count in delivered), delivered
     finally:
         for replica in replicas:
             if replica.proc is not None and replica.proc.returncode is None:
