@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.backoff import backoff_delay
 from bridge.events import rfc3339
@@ -31,7 +31,7 @@ from bridge.metrics import Metrics
 from bridge.notifiers.base import Notifier, Outcome
 from bridge.settings import DeliverySettings
 from bridge.store import leases, outbox, queue_heads, run_bodies
-from bridge.store.engine import run_transaction
+from bridge.store.engine import TransactionRunner
 from bridge.store.outbox import OutboxRow, Settlement, Step
 from bridge.store.run_bodies import BodyCache
 
@@ -141,8 +141,7 @@ class DeliveryWorker:
         self._discovered_at = -math.inf
         self._bodies = BodyCache()
         self._unreferenced: set[int] = set()  # run bodies delivered rows let go of
-        self._connection: AsyncConnection | None = None
-        self._connection_lock = asyncio.Lock()
+        self._transactions = TransactionRunner(engine)
 
     def wake(self) -> None:
         """New rows were committed: look now instead of at the next check."""
@@ -178,7 +177,7 @@ class DeliveryWorker:
         if cut_short:
             log.warning("deliveries cut short at shutdown; they will be resent", count=cut_short)
         await self._cycle(claim=False)
-        await self._close_connection()
+        await self._transactions.close()
         unreferenced, self._unreferenced = self._unreferenced, set()
         async with self._engine.begin() as conn:
             await outbox.release_claims(conn, self.holder, self._clock())
@@ -188,7 +187,7 @@ class DeliveryWorker:
 
     async def _cycle(self, claim: bool = True) -> list[OutboxRow]:
         """Record what finished, renew what is in flight, claim into the free slots:
-        one transaction, run in one hop to the database (``run_transaction``)."""
+        one transaction, run in one hop to the database (``TransactionRunner``)."""
         attempts, self._finished = self._finished, []
         now = self._clock()
         # The slots of the attempts recorded here are free once this commits.
@@ -208,7 +207,7 @@ class DeliveryWorker:
             return [row for target in sorted(targets) for row in self._claim(conn, target, free, now)]
 
         try:
-            rows = await self._transaction(work)
+            rows = await self._transactions.run(work)
         except BaseException:
             self._finished = attempts + self._finished  # keep them for the next write
             raise
@@ -218,34 +217,6 @@ class DeliveryWorker:
             self._free(attempt.row)
             self._report(attempt)
         return rows
-
-    async def _transaction(self, work: Callable[[Connection], list[OutboxRow]]) -> list[OutboxRow]:
-        """On PostgreSQL the worker keeps one connection for its cycles (a pooled checkout
-        would ping the server first: three more round trips per cycle), and drops it on
-        any error so the next cycle starts afresh. SQLite's single pooled connection is
-        shared, so there each cycle checks it out (no ping there)."""
-        if self._engine.dialect.name == "sqlite":
-            return await run_transaction(self._engine, work)
-        async with self._connection_lock:  # stop() may record while the loop is mid-cycle
-            return await self._on_own_connection(work)
-
-    async def _on_own_connection(self, work: Callable[[Connection], list[OutboxRow]]) -> list[OutboxRow]:
-        if self._connection is None:
-            self._connection = await self._engine.connect()
-        try:
-            async with self._connection.begin():
-                return await self._connection.run_sync(work)
-        except BaseException:
-            connection, self._connection = self._connection, None
-            with contextlib.suppress(Exception):
-                await connection.close()
-            raise
-
-    async def _close_connection(self) -> None:
-        async with self._connection_lock:
-            if self._connection is not None:
-                connection, self._connection = self._connection, None
-                await connection.close()
 
     def _keep_alive(self, conn: Connection, now: datetime) -> None:
         """Every third of the claim TTL: renew the claims in flight and the replica heartbeat."""

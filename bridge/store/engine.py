@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -12,7 +14,7 @@ from alembic.config import Config
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -150,3 +152,40 @@ def _sqlite_transaction(sync_engine: Engine, handle: sqlite3.Connection, work: C
             raise
         handle.commit()
         return result
+
+
+class TransactionRunner:
+    """Runs a worker's transactions (plain SQLAlchemy ``work`` on a sync Connection).
+
+    On SQLite through ``run_transaction`` (one hop into aiosqlite's thread; the single
+    pooled connection is shared, so each transaction checks it out: no ping there). On
+    PostgreSQL on a connection of the worker's own, kept between transactions: a pooled
+    checkout pings the server first, three more round trips per transaction. Any error
+    drops that connection, so the next transaction starts on a fresh one.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
+        self._lock = asyncio.Lock()  # a worker's stop() may record while its loop is mid-cycle
+
+    async def run(self, work: Callable[[Connection], T]) -> T:
+        if self._engine.dialect.name == "sqlite":
+            return await run_transaction(self._engine, work)
+        async with self._lock:
+            if self._connection is None:
+                self._connection = await self._engine.connect()
+            try:
+                async with self._connection.begin():
+                    return await self._connection.run_sync(work)
+            except BaseException:
+                connection, self._connection = self._connection, None
+                with contextlib.suppress(Exception):
+                    await connection.close()
+                raise
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._connection is not None:
+                connection, self._connection = self._connection, None
+                await connection.close()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -97,3 +99,26 @@ async def test_a_populated_postgresql_database_upgrades_and_delivers() -> None:
             await _outbox_of_revision_0001_delivers_after_upgrade(engine)
         finally:
             await engine.dispose()
+
+
+async def test_a_transaction_run_in_one_hop_commits_all_or_nothing(engine: AsyncEngine) -> None:
+    from sqlalchemy import select
+
+    from bridge.store import leases
+    from bridge.store.engine import TransactionRunner
+    from bridge.store.tables import leases as leases_table
+
+    now = datetime.now(UTC)
+    runner = TransactionRunner(engine)
+
+    def take_then_fail(conn: Any) -> None:
+        leases.hold_in(conn, "half-done", "me", now, timedelta(seconds=5))
+        raise RuntimeError("crash in the middle of the transaction")
+
+    with pytest.raises(RuntimeError):
+        await runner.run(take_then_fail)
+    assert await runner.run(lambda conn: leases.hold_in(conn, "done", "me", now, timedelta(seconds=5)))
+    await runner.close()
+    async with engine.connect() as conn:
+        names = (await conn.execute(select(leases_table.c.name))).scalars().all()
+    assert names == ["done"]
