@@ -77,6 +77,11 @@ def next_step(
     return "retry", retry_at
 
 
+def _about(row: OutboxRow) -> dict[str, str]:
+    """What a log line about a delivery names."""
+    return {"run_id": row.run_id, "event_id": row.event_id, "event_type": row.event_type, "target": row.target}
+
+
 def fair_share(concurrency: int, queues: int, replicas: int) -> int:
     """Slots one of ``replicas`` should fill for a target with ``queues`` queues, so that
     when there are fewer queues than slots every replica still gets its part."""
@@ -255,25 +260,10 @@ class DeliveryWorker:
                 "delivered", run_id=row.run_id, event_id=row.event_id, target=row.target, attempts=row.attempts + 1
             )
         elif step == "retry":
-            log.warning(
-                "delivery failed; will retry",
-                run_id=row.run_id,
-                event_id=row.event_id,
-                event_type=row.event_type,
-                target=row.target,
-                error=attempt.outcome.detail,
-                retry_at=rfc3339(attempt.retry_at) if attempt.retry_at else None,
-            )
+            when = rfc3339(attempt.retry_at) if attempt.retry_at else None
+            log.warning("delivery failed; will retry", **_about(row), error=attempt.outcome.detail, retry_at=when)
         else:
-            log.error(
-                "delivery dead-lettered",
-                run_id=row.run_id,
-                event_id=row.event_id,
-                event_type=row.event_type,
-                target=row.target,
-                error=attempt.outcome.detail,
-                attempts=row.attempts + 1,
-            )
+            log.error("delivery dead-lettered", **_about(row), error=attempt.outcome.detail, attempts=row.attempts + 1)
 
     async def _deliver(self, row: OutboxRow) -> None:
         try:

@@ -125,16 +125,21 @@ def enqueue_in(conn: Connection, deliveries: Sequence[tuple[Event, str]], now: d
     inserted = (
         conn.execute(statement.returning(outbox.c.id, outbox.c.target, outbox.c.run_id, outbox.c.body_id), rows)
     ).all()
-    firsts: dict[queue_heads.Queue, tuple[int, datetime]] = {}
-    for row in inserted:
-        queue = (row.target, row.run_id)
-        if queue not in firsts or row.id < firsts[queue][0]:
-            firsts[queue] = (row.id, now)
-    queue_heads.offer(conn, firsts)
+    queue_heads.offer(conn, _oldest_per_queue(inserted, now))
     unused = set(body_ids.values()) - {row.body_id for row in inserted}
     run_bodies.forget_unreferenced(conn, unused)  # every row was already queued
     if inserted:
         wake_replicas(conn)
+
+
+def _oldest_per_queue(rows: Sequence[Any], due_at: datetime) -> dict[queue_heads.Queue, tuple[int, datetime]]:
+    """Each queue's oldest row among ``rows`` (with ``id``, ``target``, ``run_id``), due at ``due_at``."""
+    firsts: dict[queue_heads.Queue, tuple[int, datetime]] = {}
+    for row in rows:
+        queue = (row.target, row.run_id)
+        if queue not in firsts or row.id < firsts[queue][0]:
+            firsts[queue] = (row.id, due_at)
+    return firsts
 
 
 def _store_bodies(conn: Connection, events: Sequence[Event], now: datetime) -> dict[int, int]:
@@ -247,12 +252,7 @@ def requeue_dead_in(conn: Connection, ids: Sequence[int] | None, now: datetime) 
         .where(outbox.c.id.in_([r.id for r in chosen]))
         .values(status=PENDING, attempts=0, enqueued_at=now, next_attempt_at=now)
     )
-    firsts: dict[queue_heads.Queue, tuple[int, datetime]] = {}
-    for r in chosen:
-        queue = (r.target, r.run_id)
-        if queue not in firsts or r.id < firsts[queue][0]:
-            firsts[queue] = (r.id, now)
-    queue_heads.offer(conn, firsts)
+    queue_heads.offer(conn, _oldest_per_queue(chosen, now))
     wake_replicas(conn)
     return len(chosen)
 

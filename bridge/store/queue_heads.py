@@ -55,16 +55,20 @@ def offer(conn: Connection, firsts: dict[Queue, tuple[int, datetime]]) -> None:
     conn.execute(statement, rows)
 
 
-def claim(conn: Connection, holder: str, target: str, now: datetime, limit: int, ttl: timedelta) -> list[int]:
-    """Claim up to ``limit`` due heads of ``target``, oldest due first; their outbox row ids."""
-    due = (
+def _due(target: str, now: datetime, limit: int) -> Select[Any]:
+    """Up to ``limit`` due heads of ``target``, oldest due first, skipping heads others hold locked."""
+    return (
         select(heads.c.head_id)
         .where(heads.c.target == target, heads.c.due_at <= now)
         .order_by(heads.c.due_at, heads.c.head_id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    head_ids = list((conn.execute(due)).scalars())
+
+
+def claim(conn: Connection, holder: str, target: str, now: datetime, limit: int, ttl: timedelta) -> list[int]:
+    """Claim up to ``limit`` due heads of ``target``, oldest due first; their outbox row ids."""
+    head_ids = list((conn.execute(_due(target, now, limit))).scalars())
     if not head_ids:
         return []
     # By the heads' unique ids as parameters, not a subquery: whatever the statistics
@@ -81,14 +85,7 @@ def claim(conn: Connection, holder: str, target: str, now: datetime, limit: int,
 def claimed_rows(holder: str, target: str, now: datetime, limit: int, ttl: timedelta) -> Select[Any]:
     """PostgreSQL: claim as ``claim`` does and read the claimed outbox rows, in one statement
     (one round trip instead of three). The claimed heads join back by their unique id."""
-    due = (
-        select(heads.c.head_id)
-        .where(heads.c.target == target, heads.c.due_at <= now)
-        .order_by(heads.c.due_at, heads.c.head_id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .cte("due")
-    )
+    due = _due(target, now, limit).cte("due")
     won = (
         update(heads)
         .where(heads.c.head_id == due.c.head_id)
