@@ -33,6 +33,7 @@ from bridge.settings import RouteSettings, Settings
 from bridge.store import outbox
 from bridge.store import runs as run_store
 from bridge.store.engine import create_engine, migrate, sqlite_path
+from bridge.store.wakeups import Wakeups
 from bridge.web import build_web_app, make_runner
 
 log = get_logger("bridge.app")
@@ -106,8 +107,14 @@ class Bridge:
             self.slack = SlackContext(self.settings.slack, self.engine, self.metrics, self.oz)
         self.notifiers = build_notifiers(self.settings, NotifierDeps(http=self.http, slack=self.slack))
         run_targets = [thread_run_target()] if self.slack is not None else []
+        single_replica = sqlite_path(self.settings.database_url) is not None
         self.delivery = DeliveryWorker(
-            self.engine, self.notifiers, self.settings.delivery, self.metrics, clock=self.clock
+            self.engine,
+            self.notifiers,
+            self.settings.delivery,
+            self.metrics,
+            clock=self.clock,
+            shared=not single_replica,
         )
         routes = self._active_routes()
         self.poller = Poller(
@@ -133,6 +140,9 @@ class Bridge:
         )
         await self._fix_start_point()
         self._tasks.append(asyncio.create_task(self.delivery.run(), name="delivery"))
+        if not single_replica:  # every replica delivers: wake them all when rows are queued
+            wakeups = Wakeups(self.settings.database_url, self.delivery.wake)
+            self._tasks.append(asyncio.create_task(wakeups.run(), name="delivery-wakeups"))
         await self._start_inbound()
         await self._start_http()
         self.scheduler.add_job(

@@ -291,6 +291,9 @@ class DeliverySettings(_Section):
     check_interval: Duration = 1.0
     shutdown_grace: Duration = 10.0
     retention: Duration = 7 * 86400.0
+    # A claim on a queue head lasts this long and is renewed every third of it while
+    # the send is in flight, so a replica that dies has its claims taken over this soon.
+    claim_ttl: Duration = 10.0
 
 
 class Settings(BaseSettings):

@@ -145,12 +145,13 @@ async def test_dlq_list_and_retry_and_db_upgrade(tmp_path: Path) -> None:
     engine = create_engine(url)
     await migrate(engine)
     event = diff_run(None, make_run("run-dead"), START, NOW)[0]
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timedelta
 
     async with engine.begin() as conn:
         await outbox.enqueue(conn, [(event, "audit")], datetime.now(UTC))
-        [row] = await outbox.claim_due(conn, "w", datetime.now(UTC), 1, __import__("datetime").timedelta(minutes=1))
-        await outbox.mark_dead(conn, row.id, "HTTP 410")
+        [row] = await conn.run_sync(outbox.claim, "w", "audit", datetime.now(UTC), 1, timedelta(minutes=1))
+        dead = outbox.Settlement(row, "dead", datetime.now(UTC), error="HTTP 410")
+        await conn.run_sync(outbox.settle, "w", [dead], datetime.now(UTC))
     listing = oz_bridge("dlq", "list", cwd=tmp_path, env=env)
     assert "run-dead" in listing.stdout and "HTTP 410" in listing.stdout
     unknown = oz_bridge("dlq", "retry", "999", cwd=tmp_path, env=env)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bridge.delivery import DeliveryWorker, next_step, retry_delay
+from bridge.delivery import DeliveryWorker, fair_share, next_step, retry_delay
 from bridge.diff import diff_run
 from bridge.events import Event
 from bridge.metrics import Metrics
@@ -159,3 +159,74 @@ async def test_a_slow_failing_target_does_not_starve_another_target(engine: Asyn
     finally:
         await worker.stop()
         task.cancel()
+
+
+class SlowNotifier:
+    """A target that takes its time to answer, then accepts."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.received: list[str] = []
+
+    async def send(self, event: Event) -> Outcome:
+        self.received.append(event.id)
+        await asyncio.sleep(self.seconds)
+        return Outcome.done()
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_send_slower_than_the_claim_ttl_keeps_its_claim_while_in_flight(engine: AsyncEngine) -> None:
+    event = events_of_run("slow")[0]
+    async with engine.begin() as conn:
+        await outbox.enqueue(conn, [(event, "t")], datetime.now(UTC))
+    settings = DeliverySettings(claim_ttl=0.3, check_interval=0.05)
+    slow = DeliveryWorker(engine, {"t": SlowNotifier(1.2)}, settings, Metrics())
+    task = asyncio.create_task(slow.run())
+    try:
+        await asyncio.sleep(0.2)  # claimed and sending
+        for _ in range(8):  # well past the TTL: a renewed claim is not up for grabs
+            await asyncio.sleep(0.1)
+            async with engine.begin() as conn:
+                assert (
+                    await conn.run_sync(outbox.claim, "other", "t", datetime.now(UTC), 10, timedelta(seconds=1)) == []
+                )
+    finally:
+        await slow.stop()
+        task.cancel()
+
+
+async def test_a_dead_workers_claims_fall_due_after_the_claim_ttl(engine: AsyncEngine) -> None:
+    event = events_of_run("orphan")[0]
+    async with engine.begin() as conn:
+        await outbox.enqueue(conn, [(event, "t")], datetime.now(UTC))
+        await conn.run_sync(outbox.claim, "killed-worker", "t", datetime.now(UTC), 10, timedelta(seconds=0.5))
+    notifier = ScriptedNotifier([])
+    await drain(DeliveryWorker(engine, {"t": notifier}, DeliverySettings(check_interval=0.05), Metrics()), engine)
+    assert notifier.received == [event.id]
+
+
+def test_replicas_split_a_target_with_fewer_queues_than_slots() -> None:
+    assert fair_share(16, queues=10, replicas=3) == 4
+    assert fair_share(16, queues=1000, replicas=3) == 16
+    assert fair_share(16, queues=1, replicas=3) == 1
+    assert fair_share(16, queues=10, replicas=1) == 16
+
+
+async def test_no_info_line_per_delivery_but_a_debug_line_when_asked(engine: AsyncEngine) -> None:
+    import io
+
+    from bridge.logs import configure
+
+    for level, expected in (("info", 0), ("debug", 2)):
+        stream = io.StringIO()
+        configure("json", level, stream=stream)
+        run_id = f"quiet-{level}"
+        async with engine.begin() as conn:
+            await outbox.enqueue(conn, [(e, "t") for e in events_of_run(run_id)], datetime.now(UTC))
+        await drain(
+            DeliveryWorker(engine, {"t": ScriptedNotifier([])}, DeliverySettings(check_interval=0.02), Metrics()),
+            engine,
+        )
+        assert stream.getvalue().count('"delivered"') == expected

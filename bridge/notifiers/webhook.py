@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -53,6 +54,48 @@ def signed_headers(secret: str | None, event_id: str, body: str, now: datetime) 
     return headers
 
 
+def _dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class RunText:
+    """The JSON text of recently sent runs, by identity.
+
+    A run's many events (thousands of artifacts, say) share one run object and go out
+    one after another; serialising that run again for each would cost more than the
+    send. Entries hold the run itself, so an id is never mistaken for another object's.
+    """
+
+    def __init__(self, max_chars: int = 8 * 1024 * 1024, max_entries: int = 64) -> None:
+        self._max_chars = max_chars
+        self._max_entries = max_entries
+        self._chars = 0
+        self._entries: OrderedDict[int, tuple[object, str]] = OrderedDict()
+
+    def of(self, run: object) -> str:
+        entry = self._entries.get(id(run))
+        if entry is not None and entry[0] is run:
+            self._entries.move_to_end(id(run))
+            return entry[1]
+        text = _dumps(run)
+        self._entries[id(run)] = (run, text)
+        self._chars += len(text)
+        while len(self._entries) > 1 and (self._chars > self._max_chars or len(self._entries) > self._max_entries):
+            _, (_, evicted) = self._entries.popitem(last=False)
+            self._chars -= len(evicted)
+        return text
+
+
+def encode_body(event: Event, runs: RunText) -> str:
+    """The contract's body, exactly ``json.dumps(event.to_payload())`` (compact), with the
+    run's text taken from ``runs``."""
+    parts = []
+    for key, value in event.to_payload().items():
+        text = runs.of(value) if key == "run" and value is not None else _dumps(value)
+        parts.append(f"{_dumps(key)}:{text}")
+    return "{" + ",".join(parts) + "}"
+
+
 class WebhookNotifier:
     def __init__(self, target: WebhookTarget, session: aiohttp.ClientSession) -> None:
         self._url = str(target.url)
@@ -60,9 +103,10 @@ class WebhookNotifier:
         self._extra_headers = dict(target.headers)
         self._timeout = aiohttp.ClientTimeout(total=target.timeout)
         self._session = session
+        self._runs = RunText()
 
     async def send(self, event: Event) -> Outcome:
-        body = json.dumps(event.to_payload(), separators=(",", ":"), ensure_ascii=False)
+        body = encode_body(event, self._runs)
         # Signed afresh on every attempt: a new timestamp, the same webhook-id.
         now = datetime.now(UTC)
         try:

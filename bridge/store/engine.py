@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import event, text
-from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+T = TypeVar("T")
 
 
 def async_url(url: str) -> str:
@@ -89,3 +96,96 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 
     async with engine.connect() as connection:
         return await connection.run_sync(lambda sync: MigrationContext.configure(sync).get_current_revision())
+
+
+def run_transaction(engine: AsyncEngine, work: Callable[[Connection], T]) -> Awaitable[T]:
+    """Run ``work`` (plain SQLAlchemy on a sync ``Connection``) in one transaction.
+
+    On SQLite the whole of ``work`` runs in aiosqlite's own thread, on the pooled
+    connection's sqlite3 handle, so a transaction of ten statements costs one hop
+    between threads instead of three or four per statement; on PostgreSQL it runs
+    through ``run_sync`` as usual.
+    """
+    if engine.dialect.name == "sqlite":
+        return _run_in_sqlite_thread(engine, work)
+    return _run_sync(engine, work)
+
+
+async def _run_sync(engine: AsyncEngine, work: Callable[[Connection], T]) -> T:
+    async with engine.begin() as conn:
+        return await conn.run_sync(work)
+
+
+async def _run_in_sqlite_thread(engine: AsyncEngine, work: Callable[[Connection], T]) -> T:
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection  # the aiosqlite.Connection
+        run_in_thread = getattr(driver, "_execute", None)
+        handle = getattr(driver, "_conn", None)
+        if run_in_thread is None or not isinstance(handle, sqlite3.Connection):
+            # An aiosqlite without these internals: the ordinary, slower way.
+            async with conn.begin():
+                return await conn.run_sync(work)
+        # A sync engine over this very handle, kept for the connection's life in its info.
+        sync_engine = raw.info.get(_SYNC_ENGINE)
+        if sync_engine is None:
+            sync_engine = create_sync_engine(
+                "sqlite://", creator=lambda: handle, poolclass=StaticPool, pool_reset_on_return=None
+            )
+            raw.info[_SYNC_ENGINE] = sync_engine
+        result: T = await run_in_thread(_sqlite_transaction, sync_engine, handle, work)
+        return result
+
+
+_SYNC_ENGINE = "oz_bridge_sync_engine"
+
+
+def _sqlite_transaction(sync_engine: Engine, handle: sqlite3.Connection, work: Callable[[Connection], T]) -> T:
+    """In aiosqlite's thread: BEGIN IMMEDIATE, ``work``, COMMIT (or ROLLBACK)."""
+    with sync_engine.connect() as conn:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            result = work(conn)
+        except BaseException:
+            if handle.in_transaction:
+                handle.rollback()
+            raise
+        handle.commit()
+        return result
+
+
+class TransactionRunner:
+    """Runs a worker's transactions (plain SQLAlchemy ``work`` on a sync Connection).
+
+    On SQLite through ``run_transaction`` (one hop into aiosqlite's thread; the single
+    pooled connection is shared, so each transaction checks it out: no ping there). On
+    PostgreSQL on a connection of the worker's own, kept between transactions: a pooled
+    checkout pings the server first, three more round trips per transaction. Any error
+    drops that connection, so the next transaction starts on a fresh one.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
+        self._lock = asyncio.Lock()  # a worker's stop() may record while its loop is mid-cycle
+
+    async def run(self, work: Callable[[Connection], T]) -> T:
+        if self._engine.dialect.name == "sqlite":
+            return await run_transaction(self._engine, work)
+        async with self._lock:
+            if self._connection is None:
+                self._connection = await self._engine.connect()
+            try:
+                async with self._connection.begin():
+                    return await self._connection.run_sync(work)
+            except BaseException:
+                connection, self._connection = self._connection, None
+                with contextlib.suppress(Exception):
+                    await connection.close()
+                raise
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._connection is not None:
+                connection, self._connection = self._connection, None
+                await connection.close()

@@ -82,6 +82,10 @@ poll_state = Table(
     Column("last_problem", Text, nullable=True),
 )
 
+# Every (event, target) pair waiting for, or done with, delivery. ``payload`` is the
+# webhook body less ``run``: the run body an event was detected on is stored once per
+# observation in ``run_bodies`` and referred to by ``body_id`` (rows written before
+# revision 0003 still carry ``run`` in their payload).
 outbox = Table(
     "outbox",
     metadata,
@@ -97,11 +101,43 @@ outbox = Table(
     Column("next_attempt_at", UTCDateTime(), nullable=False),
     Column("delivered_at", UTCDateTime(), nullable=True),
     Column("last_error", Text, nullable=True),
-    Column("claimed_by", String(128), nullable=True),
-    Column("claimed_until", UTCDateTime(), nullable=True),
+    Column("body_id", BigId, nullable=True),
     UniqueConstraint("event_id", "target", name="uq_outbox_event_target"),
     Index("ix_outbox_queue", "status", "target", "run_id", "id"),
-    Index("ix_outbox_due", "status", "next_attempt_at"),
+    Index("ix_outbox_body", "body_id"),
+)
+
+# One run body per observation that produced events, as JSON text, shared by every
+# outbox row of that observation; deleted once no row refers to it any more. Ids are
+# never reused (AUTOINCREMENT on SQLite), so a worker may cache bodies by id.
+run_bodies = Table(
+    "run_bodies",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("run_id", String(128), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("stored_at", UTCDateTime(), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+# One row per (target, queue) with anything pending: the queue's head (its oldest
+# pending outbox row) and when it may next be handed to a worker. Claiming reads
+# this table by (target, due_at), never the backlog. While claimed, ``due_at`` is
+# the claim's expiry, renewed by the holder while the send is in flight, so a
+# dead holder's heads become due again on their own.
+outbox_heads = Table(
+    "outbox_heads",
+    metadata,
+    Column("target", String(200), primary_key=True),
+    Column("queue_key", String(128), primary_key=True),
+    Column("head_id", BigId, nullable=False),
+    Column("due_at", UTCDateTime(), nullable=False),
+    Column("claimed_by", String(128), nullable=True),
+    Index("ix_outbox_heads_due", "target", "due_at", "head_id"),
+    Index("ix_outbox_heads_holder", "claimed_by"),
+    # A row heads at most one queue. Workers find heads by this unique index, which
+    # PostgreSQL picks whatever its statistics say in the middle of a burst.
+    Index("ux_outbox_heads_head", "head_id", unique=True),
 )
 
 # Where a run is told in Slack: one row per (run, place). The place is the

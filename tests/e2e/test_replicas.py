@@ -1,15 +1,20 @@
-"""Several replicas on one PostgreSQL database: one polls, all deliver, a follower takes over."""
+"""Several replicas on one PostgreSQL database: one polls, all deliver and share the work, a follower takes
+over the poller, and the survivors take over a killed replica's deliveries within seconds."""
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from bridge.sim import Simulator
-from tests.e2e.harness import BridgeProcess, wait_until
+from tests.e2e.conftest import WEBHOOK_SECRET
+from tests.e2e.harness import BridgeProcess, fast_config, wait_until
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.pg import scratch_database
 
@@ -60,3 +65,106 @@ async def test_one_replica_polls_every_replica_serves_and_a_follower_takes_over(
         for replica in replicas:
             if replica.proc is not None and replica.proc.returncode is None:
                 await replica.kill()
+
+
+def replica_config(receiver: WebhookReceiver, **delivery: Any) -> dict[str, Any]:
+    targets = {"audit": {"type": "webhook", "url": receiver.url, "secret": WEBHOOK_SECRET, "timeout": 5}}
+    config = fast_config(targets, [{"name": "all", "events": ["*"], "to": ["audit"]}])
+    config["delivery"].update(delivery)
+    return config
+
+
+async def start_replicas(
+    count: int, tmp_path: Path, sim_url: str, config: dict[str, Any], database_url: str
+) -> list[BridgeProcess]:
+    replicas = []
+    for n in range(count):
+        workdir = tmp_path / f"replica-{n}"
+        workdir.mkdir()
+        replica = BridgeProcess(workdir, sim_url, config, {"OZ_BRIDGE_DATABASE_URL": database_url})
+        await replica.start()
+        replicas.append(replica)
+    return replicas
+
+
+async def claims_by_pid(database_url: str) -> Counter[int]:
+    """Claimed queue heads per replica process (the holder names its pid)."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        rows = await connection.fetch("SELECT claimed_by FROM outbox_heads WHERE claimed_by IS NOT NULL")
+    finally:
+        await connection.close()
+    return Counter(int(row["claimed_by"].split(":")[1]) for row in rows)
+
+
+async def nothing_pending(database_url: str) -> bool:
+    connection = await asyncpg.connect(database_url)
+    try:
+        return await connection.fetchval("SELECT count(*) FROM outbox WHERE status = 'pending'") == 0
+    finally:
+        await connection.close()
+
+
+async def test_a_killed_replicas_claims_are_taken_over_within_seconds(
+    tmp_path: Path, sim: Simulator, sim_url: str, receiver: WebhookReceiver, database_url: str
+) -> None:
+    receiver.delay = 0.5  # sends stay in flight long enough to be caught holding claims
+    replicas = await start_replicas(3, tmp_path, sim_url, replica_config(receiver, claim_ttl=3), database_url)
+    try:
+        runs = [sim.create_run()["run_id"] for _ in range(90)]
+        await wait_until(lambda: len(receiver.accepted) >= 10, what="delivery under way")
+        held = await claims_by_pid(database_url)
+        victim = next(r for r in replicas if r.proc is not None and r.proc.pid == held.most_common(1)[0][0])
+        assert held[victim.proc.pid] > 0  # type: ignore[union-attr]
+        await victim.kill()
+        killed_at = asyncio.get_running_loop().time()
+        expected = {(rid, kind) for rid in runs for kind in ("run.created", "run.queued")}
+        await wait_until(lambda: {(b["run"]["run_id"], b["type"]) for b in receiver.accepted} >= expected,
+                         within=30, what="every event")  # fmt: skip
+        # The victim may have sent some of its claims before it died: they are taken over only
+        # once its claims lapse, and resent. The old 120 s claim lease could not meet this deadline.
+        await wait_until(lambda: nothing_pending(database_url), within=30, what="the killed replica's claims")
+        print(f"takeover: nothing pending {asyncio.get_running_loop().time() - killed_at:.1f}s after the kill")
+        for run_id in runs:  # order per run survived the takeover
+            told = [ORDER[t] for r, t in pairs(receiver) if r == run_id]
+            assert told == sorted(told)  # resends repeat an event, never reorder them
+    finally:
+        for replica in replicas:
+            if replica.proc is not None and replica.proc.returncode is None:
+                await replica.kill()
+
+
+async def test_every_replica_delivers_its_share_of_a_few_busy_runs(
+    tmp_path: Path, sim: Simulator, sim_url: str, receiver: WebhookReceiver, database_url: str
+) -> None:
+    receiver.delay = 0.02
+    replicas = await start_replicas(3, tmp_path, sim_url, replica_config(receiver), database_url)
+    try:
+        # Ten runs with many events each: fewer queues than one replica's 16 slots, so one
+        # replica could take them all, and keep them, were the work not shared.
+        runs = [sim.create_run(state="INPROGRESS")["run_id"] for _ in range(10)]
+        for run_id in runs:
+            for _ in range(15):
+                sim.add_artifact(run_id, "PULL_REQUEST")
+        await wait_until(lambda: len(receiver.accepted) >= 10 * 17, within=60, what="every event")
+        delivered: list[float] = []
+
+        async def all_recorded() -> bool:  # counted once written back, a moment after the receiver saw them
+            delivered[:] = [
+                await r.metric('oz_bridge_deliveries_total{outcome="delivered",target="audit"}') for r in replicas
+            ]
+            return sum(delivered) >= 170
+
+        await wait_until(all_recorded, what="every delivery recorded")
+        assert all(count > 0 for count in delivered), delivered
+    finally:
+        for replica in replicas:
+            if replica.proc is not None and replica.proc.returncode is None:
+                await replica.kill()
+
+
+ORDER = {"run.created": 0, "run.queued": 1}
+
+
+def pairs(receiver: WebhookReceiver) -> list[tuple[str, str]]:
+    return [(body["run"]["run_id"], body["type"]) for body in receiver.accepted]

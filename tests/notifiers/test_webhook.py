@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import aiohttp
 import pytest
 
 from bridge.diff import diff_run
-from bridge.notifiers.webhook import WebhookNotifier, classify, parse_retry_after
+from bridge.notifiers.webhook import RunText, WebhookNotifier, classify, encode_body, parse_retry_after
 from bridge.settings import WebhookTarget
-from tests.conftest import make_run
+from tests.conftest import make_run, pr_artifact
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.test_diff import NOW, START
 
@@ -82,3 +83,15 @@ async def test_unreachable_receiver_is_retryable_and_the_error_leaks_no_url() ->
         outcome = await WebhookNotifier(target(url), session).send(event)
     assert outcome.status == "retry"
     assert "sekrit" not in outcome.detail and "127.0.0.1" not in outcome.detail
+
+
+def test_the_body_is_the_compact_json_of_the_payload_whatever_the_run_text_cache_holds() -> None:
+    run = make_run(
+        state="INPROGRESS", title='Ünïcode "quoted"', artifacts=[pr_artifact(f"https://x/{n}") for n in range(3)]
+    )
+    events = diff_run(None, run, START, NOW)
+    runs = RunText(max_entries=1)
+    for event in events + events:  # the second round reads the run's text from the cache
+        assert encode_body(event, runs) == json.dumps(event.to_payload(), separators=(",", ":"), ensure_ascii=False)
+    other = diff_run(None, make_run("other", state="FAILED"), START, NOW)[0]
+    assert json.loads(encode_body(other, runs))["run"]["run_id"] == "other"  # another object, its own text
