@@ -23,7 +23,7 @@ from bridge.settings import OzSettings, SlackSettings, SlackTarget
 from bridge.sim import Simulator
 from bridge.sim.artifact_api import add_plan, add_screenshot
 from bridge.store import runs as run_store
-from bridge.store import slack_placements
+from bridge.store import slack_placements, slack_plans
 from bridge.store.slack_placements import CREATOR_PLACE, THREAD_PLACE
 from tests.fakes.slack_api import FakeSlack
 
@@ -304,7 +304,7 @@ async def test_a_plan_is_posted_in_the_thread_with_an_approve_button(
     assert APPROVE_PLAN_ACTION_ID in blocks and "Fix checkout" in posted["text"]
     # The Approve plan click names this message; the store says whose plan it is.
     async with engine.connect() as conn:
-        known = await slack_placements.plan_by_message(conn, CHANNEL, posted["ts"])
+        known = await slack_plans.plan_by_message(conn, CHANNEL, posted["ts"])
     assert known is not None and (known.run_id, known.place) == (rid, CHANNEL)
     assert known.artifact_uid == plan["data"]["artifact_uid"]
 
