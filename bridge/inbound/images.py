@@ -110,7 +110,8 @@ class SlackImages:
             async with self._session.get(url, headers=headers, allow_redirects=False, timeout=timeout) as response:
                 if response.status >= 500 or response.status == 429:
                     raise Transient(f"Slack's file host answered {response.status}")
-                if response.status != 200:
+                if response.status != 200 or not response.content_type.startswith("image/"):
+                    # Slack answers a request it does not accept with a sign-in page, not an error status.
                     log.warning("an attached image could not be downloaded", file=name, status=response.status)
                     return None
                 data = bytearray()
