@@ -56,6 +56,10 @@ class SlackFiles:
         self._files[file_id] = {**file, "content": content}
         return file
 
+    def describe_as(self, file_id: str, **fields: Any) -> None:
+        """Change what ``files.info`` says about a file (how an app treats Slack's answer, tested)."""
+        self._files[file_id].update(fields)
+
     def _new_id(self) -> str:
         return f"F{next(self._ids):09d}"
 

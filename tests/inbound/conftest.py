@@ -67,7 +67,15 @@ async def make_harness(
     started: list[Inbound] = []
     contexts: list[SlackContext] = []
 
-    async def make(worker: WorkerSettings = FAST, start: bool = False, **slack_settings: Any) -> Harness:
+    async def make(
+        worker: WorkerSettings = FAST,
+        start: bool = False,
+        slack_start: dict[str, Any] | None = None,
+        **slack_settings: Any,
+    ) -> Harness:
+        """``start``: run the inbox worker; ``slack_start``: the ``slack.start`` settings (mentions start runs)."""
+        if slack_start is not None:
+            slack_settings["start"] = slack_start
         metrics = Metrics()
         settings = make_settings(tmp_path, api_url=fake.api_url, **slack_settings)
         context = SlackContext(settings.slack, engine, metrics, oz)
