@@ -218,6 +218,41 @@ async def test_children_of_a_started_run_are_guests_in_its_thread(
     assert parent_status is not None and "Sub-runs: 1 🏃" in str(parent_status["blocks"])
 
 
+async def test_muting_the_parents_thread_silences_its_guests_too(
+    fake: FakeSlack, context: SlackContext, engine: AsyncEngine
+) -> None:
+    ts = await started_thread(fake)
+    thread = context.thread_notifier()
+    parent = run_of("parent", "INPROGRESS", 1, metadata=slack_meta(ts))
+    await remember(engine, parent)
+    await thread.send(event("run.started", parent))
+    kid = dict(metadata=slack_meta(ts), parent_run_id="parent")
+    await thread.send(event("run.started", run_of("kid", "INPROGRESS", 2, **kid)))
+    async with engine.begin() as conn:
+        await slack_placements.mute(conn, "parent", THREAD_PLACE, None)
+    before = len(in_thread(fake, START, ts))
+    outcome = await thread.send(event("run.succeeded", run_of("kid", "SUCCEEDED", 3, **kid)))
+    assert outcome.status == "done" and "muted" in outcome.detail
+    assert len(in_thread(fake, START, ts)) == before  # the kid's status message moved, no reply
+    async with engine.connect() as conn:
+        kid_placement = await slack_placements.load(conn, "kid", THREAD_PLACE)
+    assert kid_placement is not None
+    assert "Succeeded" in str(fake.message(START, kid_placement.status_ts or ""))
+
+
+async def test_a_run_started_in_a_routed_channel_gets_no_second_root_there(
+    fake: FakeSlack, context: SlackContext
+) -> None:
+    ts = await started_thread(fake)
+    run = run_of("run-1", "QUEUED", 1, metadata=slack_meta(ts))
+    await context.thread_notifier().send(event("run.queued", run))
+    outcome = await context.notifier_for(SlackTarget(type="slack", channel=START)).send(event("run.queued", run))
+    assert outcome.status == "done" and "own Slack thread" in outcome.detail
+    other = await context.notifier_for(SlackTarget(type="slack", channel=CHANNEL)).send(event("run.queued", run))
+    assert other.status == "done" and len(tops(fake, CHANNEL)) == 1  # another channel: its root as usual
+    assert [m["ts"] for m in tops(fake, START)] == [ts]
+
+
 # ---- buttons and mute ------------------------------------------------------------------------------------
 
 
