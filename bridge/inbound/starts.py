@@ -111,9 +111,12 @@ class StartHandler:
             return Outcome.ignored("not a person's mention")
         if not self._starts.allow(ask.channel):
             return Outcome.ignored("mentions no longer start runs in this channel")  # the config changed since
+        bot_user_id = await self._identity.user_id()
+        if ask.user == bot_user_id:
+            return Outcome.ignored("the bridge's own message")
         if not self._access.allows(ask.user, ask.channel):
             return self._counted(Outcome("denied", START_REFUSAL))
-        wanted = followup_of(ask.text, await self._identity.user_id())
+        wanted = followup_of(ask.text, bot_user_id)
         if wanted is None:
             return self._counted(Outcome("refused", HINT))
         await self._feedback.react_soon(ask.channel, ask.ts, "eyes")

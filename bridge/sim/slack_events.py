@@ -82,6 +82,10 @@ class SlackEvents:
 
     async def click(self, channel: str, message_ts: str, action_id: str, value: str, *, user: str = "UHUMAN") -> int:
         """A click on a button of the bot's message ``message_ts``."""
+        return await self.post_click(self.click_payload(channel, message_ts, action_id, value, user=user))
+
+    def click_payload(self, channel: str, message_ts: str, action_id: str, value: str, *, user: str = "UHUMAN") -> Args:
+        """The ``block_actions`` payload of one click (post it again for Slack's retry of that click)."""
         payload: Args = {
             "type": "block_actions",
             "token": "unused-verification-token",
@@ -97,11 +101,11 @@ class SlackEvents:
                     "block_id": "b",
                     "value": value,
                     "type": "button",
-                    "action_ts": f"{time.time()}",
+                    "action_ts": f"{time.time():.6f}",
                 }
             ],
         }
-        return await self.post_click(payload)
+        return payload
 
     async def post_click(self, payload: Args) -> int:
         body = urlencode({"payload": json.dumps(payload)}).encode()

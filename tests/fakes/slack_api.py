@@ -105,6 +105,10 @@ class FakeSlack(SlackStandIn):
             raise ValueError(f"unknown failure {how!r}")
         self._after_effect[method].extend([how] * count)
 
+    def clear_failures(self) -> None:
+        """Forget every injected error not yet answered."""
+        self._failures.clear()
+
     def rate_limit_next(self, method: str, count: int = 1, retry_after: int = 1) -> None:
         self._rate_limits[method].extend([retry_after] * count)
 
