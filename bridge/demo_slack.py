@@ -177,10 +177,9 @@ async def run_slack_demo() -> int:
                 "start runs (slack.start.channels).\n"
             )
             slack.on_change(Transcript(out))
+            ada = SlackEvents(slack, f"http://127.0.0.1:{bridge.port}/slack/events", SIGNING_SECRET)
             try:
-                await _play(
-                    sim, slack, SlackEvents(slack, f"http://127.0.0.1:{bridge.port}/slack/events", SIGNING_SECRET), out
-                )
+                await _play(sim, slack, ada, out)
             except TimeoutError as exc:
                 out.write(f"\ndemo: {exc}\n")
                 return 1

@@ -15,13 +15,13 @@ import base64
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 from oz_agent_sdk.types.agent_run_params import Attachment
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.inbound.calls import SlackRefused, Transient, slack_call
+from bridge.inbound.feedback import origin_of
 from bridge.logs import get_logger
 
 log = get_logger("bridge.inbound.images")
@@ -44,15 +44,6 @@ class Images:
         return "Not sent to the agent: " + "; ".join(self.left_out) + "."
 
 
-def _origin(url: str) -> tuple[str, str, int] | None:
-    try:
-        parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        return None
-    return (parts.scheme, (parts.hostname or "").lower(), port)
-
-
 def _name(file: dict[str, Any], file_id: str) -> str:
     name = file.get("name")
     return name[:200] if isinstance(name, str) and name.strip() else file_id
@@ -63,7 +54,7 @@ class SlackImages:
         self._slack = slack
         self._session = session
         self._token = token
-        self._origins = {SLACK_FILES_ORIGIN, _origin(slack.base_url)}
+        self._origins = {SLACK_FILES_ORIGIN, origin_of(slack.base_url)}
 
     async def of(self, file_ids: Sequence[str]) -> Images:
         """The images among ``file_ids``; raises ``Transient`` when Slack can't be reached."""
@@ -101,7 +92,7 @@ class SlackImages:
         return file if isinstance(file, dict) else None
 
     async def _download(self, url: object, name: str) -> bytes | None:
-        if not isinstance(url, str) or _origin(url) not in self._origins:
+        if not isinstance(url, str) or origin_of(url) not in self._origins:
             log.warning("an attached image's URL is not on Slack's file host; not downloaded", file=name)
             return None
         headers = {"Authorization": f"Bearer {self._token}"}

@@ -152,3 +152,16 @@ async def test_mute_and_unmute_buttons_are_stored_and_redraw_the_status_message(
     assert not (await placement(harness, thread)).muted
     assert MUTE_ACTION_ID in str(harness.fake.message(CHANNEL, thread.root_ts)["blocks"])  # type: ignore[index]
     assert told_clicker(harness)[0].startswith("Muted")
+
+
+async def test_the_status_redrawn_after_a_cancel_keeps_its_mute_state_and_sub_runs(harness: Harness) -> None:
+    thread = await told(harness, state="INPROGRESS")
+    async with harness.engine.begin() as conn:
+        await slack_placements.mute(conn, thread.run_id, CHANNEL, None)
+        kid = slack_placements.PlannedPlacement("kid", CHANNEL, "parent", CHANNEL, thread.root_ts, False, thread.run_id)
+        await slack_placements.reserve(conn, kid, claimed_by="t", event_id="e", now=datetime.now(UTC))
+        await slack_placements.record_shown(conn, "kid", CHANNEL, datetime.now(UTC), "SUCCEEDED")
+    await click(harness, thread, "oz_cancel_run")
+    await harness.settle()
+    blocks = str(harness.fake.message(CHANNEL, thread.root_ts)["blocks"])  # type: ignore[index]
+    assert "Cancelled" in blocks and UNMUTE_ACTION_ID in blocks and "Sub-runs: 1 ✅" in blocks

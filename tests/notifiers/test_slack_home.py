@@ -198,9 +198,8 @@ async def test_children_separate_get_their_own_root(fake: FakeSlack, engine: Asy
     assert len(tops(fake, CHANNEL)) == 2
 
 
-async def test_children_of_a_started_run_are_guests_in_its_thread(
-    fake: FakeSlack, context: SlackContext, engine: AsyncEngine
-) -> None:
+async def parent_and_kid_in_a_started_thread(fake: FakeSlack, context: SlackContext, engine: AsyncEngine) -> str:
+    """A run started from Slack ("parent") and its child ("kid"), both told in its thread; the thread's ts."""
     ts = await started_thread(fake)
     thread = context.thread_notifier()
     parent = run_of("parent", "INPROGRESS", 1, metadata=slack_meta(ts))
@@ -209,6 +208,13 @@ async def test_children_of_a_started_run_are_guests_in_its_thread(
     await thread.send(
         event("run.started", run_of("kid", "INPROGRESS", 2, metadata=slack_meta(ts), parent_run_id="parent"))
     )
+    return ts
+
+
+async def test_children_of_a_started_run_are_guests_in_its_thread(
+    fake: FakeSlack, context: SlackContext, engine: AsyncEngine
+) -> None:
+    ts = await parent_and_kid_in_a_started_thread(fake, context, engine)
     async with engine.connect() as conn:
         owner = await slack_placements.thread_owner(conn, START, ts)
         kid = await slack_placements.load(conn, "kid", THREAD_PLACE)
@@ -221,17 +227,12 @@ async def test_children_of_a_started_run_are_guests_in_its_thread(
 async def test_muting_the_parents_thread_silences_its_guests_too(
     fake: FakeSlack, context: SlackContext, engine: AsyncEngine
 ) -> None:
-    ts = await started_thread(fake)
-    thread = context.thread_notifier()
-    parent = run_of("parent", "INPROGRESS", 1, metadata=slack_meta(ts))
-    await remember(engine, parent)
-    await thread.send(event("run.started", parent))
+    ts = await parent_and_kid_in_a_started_thread(fake, context, engine)
     kid = dict(metadata=slack_meta(ts), parent_run_id="parent")
-    await thread.send(event("run.started", run_of("kid", "INPROGRESS", 2, **kid)))
     async with engine.begin() as conn:
         await slack_placements.mute(conn, "parent", THREAD_PLACE, None)
     before = len(in_thread(fake, START, ts))
-    outcome = await thread.send(event("run.succeeded", run_of("kid", "SUCCEEDED", 3, **kid)))
+    outcome = await context.thread_notifier().send(event("run.succeeded", run_of("kid", "SUCCEEDED", 3, **kid)))
     assert outcome.status == "done" and "muted" in outcome.detail
     assert len(in_thread(fake, START, ts)) == before  # the kid's status message moved, no reply
     async with engine.connect() as conn:
