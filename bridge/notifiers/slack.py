@@ -12,11 +12,8 @@ This notifier only classifies Slack's errors; when to retry is ``bridge.delivery
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -33,6 +30,7 @@ from bridge.events import RUN_STILL_BLOCKED, Event, JSONDict
 from bridge.logs import get_logger
 from bridge.metrics import Metrics
 from bridge.notifiers.base import Outcome
+from bridge.notifiers.keyed_locks import KeyedLocks
 from bridge.notifiers.slack_artifacts import ArtifactTeller
 from bridge.notifiers.slack_digest import digest_message
 from bridge.notifiers.slack_errors import BoundedRateLimitRetryHandler, classify, error_code
@@ -53,31 +51,6 @@ API_TIMEOUT = 15  # seconds per Slack call
 RATE_LIMIT_WAIT = 10.0  # the SDK waits out shorter rate limits in place; longer ones go back to the outbox
 
 
-@dataclass
-class _Holders:
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    count: int = 0
-
-
-class _KeyedLocks:
-    """One asyncio lock per key, forgotten when nobody holds or awaits it."""
-
-    def __init__(self) -> None:
-        self._entries: dict[tuple[str, str], _Holders] = {}
-
-    @asynccontextmanager
-    async def hold(self, key: tuple[str, str]) -> AsyncIterator[None]:
-        holders = self._entries.setdefault(key, _Holders())
-        holders.count += 1
-        try:
-            async with holders.lock:
-                yield
-        finally:
-            holders.count -= 1
-            if holders.count == 0:
-                del self._entries[key]
-
-
 class SlackContext:
     """What every Slack target shares: the Web API client, the database, the Oz client, a process identity.
 
@@ -91,7 +64,7 @@ class SlackContext:
             raise ValueError("Slack targets need a bot token (SLACK_BOT_TOKEN)")
         self.settings, self.engine, self.metrics, self.oz = settings, engine, metrics, oz
         self.instance_id = uuid.uuid4().hex[:16]
-        self.locks = _KeyedLocks()
+        self.locks = KeyedLocks()
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=API_TIMEOUT))
         handlers: list[AsyncRetryHandler] = [
             AsyncConnectionErrorRetryHandler(max_retry_count=2),

@@ -16,9 +16,7 @@ Block Kit limits through slack-sdk's own models, metadata shape). The tests'
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import re
 import time
 from collections import defaultdict
@@ -27,14 +25,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from slack_sdk.errors import SlackObjectFormationError
-from slack_sdk.models.blocks import Block
 
 from .slack_errors import SlackError
 from .slack_files import SlackFiles
+from .slack_people import SlackPeople, dm_channel_for
+from .slack_wire import Args, content, page, read_args, truthy
 
-Args = dict[str, Any]
-_JSON_ARGS = ("blocks", "attachments", "metadata", "files")
+__all__ = ["Args", "SlackCall", "SlackError", "SlackStandIn", "channel_id_for", "dm_channel_for", "truthy"]
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
 APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
 
@@ -52,15 +49,6 @@ def channel_id_for(name: str) -> str:
     return "C" + hashlib.sha1(name.lstrip("#").encode()).hexdigest()[:10].upper()
 
 
-def dm_channel_for(user_id: str) -> str:
-    """The DM channel id ``conversations.open`` gives for a user (stable, like Slack's)."""
-    return "D" + hashlib.sha1(user_id.encode()).hexdigest()[:10].upper()
-
-
-def truthy(value: Any) -> bool:
-    return value in (True, 1, "1", "true", "True")
-
-
 class SlackStandIn:
     def __init__(
         self,
@@ -76,8 +64,8 @@ class SlackStandIn:
         self.calls: list[SlackCall] = []
         self.base_url = ""
         self.files = SlackFiles(self)
+        self.people = SlackPeople(team_id)
         self._messages: dict[str, list[Args]] = defaultdict(list)  # channel id → oldest first
-        self._users: dict[str, Args] = {}  # user id → user object, as users.info returns it
         self._last_ts = 0.0
         self._runner: web.AppRunner | None = None
         self._listeners: list[Callable[[str, Args], None]] = []
@@ -89,9 +77,7 @@ class SlackStandIn:
             "reactions.add": self._reactions_add,
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
-            "users.lookupByEmail": self._users_lookup_by_email,
-            "users.info": self._users_info,
-            "conversations.open": self._conversations_open,
+            **self.people.methods(),
             **self.files.methods(),
         }
 
@@ -164,20 +150,11 @@ class SlackStandIn:
 
     def add_user(self, user_id: str, email: str, *, name: str = "someone") -> Args:
         """A workspace member, found by ``users.lookupByEmail`` and ``users.info``."""
-        user = {
-            "id": user_id,
-            "team_id": self.team_id,
-            "name": name,
-            "real_name": name.title(),
-            "deleted": False,
-            "is_bot": False,
-            "profile": {"email": email, "real_name": name.title(), "display_name": name},
-        }
-        self._users[user_id] = user
-        return user
+        return self.people.add(user_id, email, name=name)
 
     @staticmethod
     def dm_channel_for(user_id: str) -> str:
+        """The DM channel id ``conversations.open`` gives for a user (stable, like Slack's)."""
         return dm_channel_for(user_id)
 
     def uploaded(self, file_id: str) -> bytes | None:
@@ -358,92 +335,3 @@ class SlackStandIn:
             raise SlackError("thread_not_found")
         replies = [m for m in self._messages[channel] if m.get("thread_ts") == parent["ts"] and m is not parent]
         return page([parent, *replies], args)
-
-    def _user(self, user_id: Any) -> Args:
-        user = self._users.get(str(user_id or ""))
-        if user is None:
-            raise SlackError("user_not_found")
-        return user
-
-    def _users_lookup_by_email(self, args: Args) -> Args:
-        email = str(args.get("email") or "").strip().lower()
-        if not email:
-            raise SlackError("invalid_email")
-        user = next((u for u in self._users.values() if u["profile"]["email"].lower() == email), None)
-        if user is None:
-            raise SlackError("users_not_found")
-        return {"ok": True, "user": user}
-
-    def _users_info(self, args: Args) -> Args:
-        return {"ok": True, "user": self._user(args.get("user"))}
-
-    def _conversations_open(self, args: Args) -> Args:
-        users = [u for u in str(args.get("users") or "").split(",") if u]
-        if not users:
-            raise SlackError("users_list_not_supplied")
-        if len(users) > 1:
-            raise SlackError("not_enough_users" if len(users) > 8 else "method_not_supported_for_channel_type")
-        return {"ok": True, "channel": {"id": dm_channel_for(self._user(users[0])["id"])}}
-
-
-def page(messages: list[Args], args: Args) -> Args:
-    start = int(args.get("cursor") or 0)
-    limit = int(args.get("limit") or 100)
-    chunk = messages[start : start + limit]
-    if not truthy(args.get("include_all_metadata")):
-        chunk = [{k: v for k, v in m.items() if k != "metadata"} for m in chunk]
-    more = start + limit < len(messages)
-    return {
-        "ok": True,
-        "messages": [dict(m) for m in chunk],
-        "has_more": more,
-        "response_metadata": {"next_cursor": str(start + limit) if more else ""},
-    }
-
-
-def content(args: Args, *, required: bool) -> Args:
-    """The text/blocks/metadata of a message, checked against Slack's limits."""
-    fields = {k: args[k] for k in ("text", "blocks", "attachments", "metadata") if args.get(k) is not None}
-    if required and not (fields.get("text") or fields.get("blocks") or fields.get("attachments")):
-        raise SlackError("no_text")
-    if len(str(fields.get("text") or "")) > 40000:
-        raise SlackError("msg_too_long")
-    if "blocks" in fields:
-        check_blocks(fields["blocks"])
-    metadata = fields.get("metadata")
-    if metadata is not None and not (isinstance(metadata, dict) and {"event_type", "event_payload"} <= metadata.keys()):
-        raise SlackError("invalid_metadata_format")
-    return fields
-
-
-def check_blocks(blocks: Any) -> None:
-    # slack-sdk's own models know Block Kit's limits; a block they reject, Slack rejects too.
-    if not isinstance(blocks, list):
-        raise SlackError("invalid_blocks_format")
-    if len(blocks) > 50:
-        raise SlackError("invalid_blocks")
-    for raw in blocks:
-        try:
-            block = Block.parse(raw)
-            if block is None:
-                raise SlackError("invalid_blocks")
-            block.to_dict()
-        except (SlackObjectFormationError, KeyError, TypeError, AttributeError):
-            raise SlackError("invalid_blocks") from None
-
-
-async def read_args(request: web.Request) -> Args:
-    """Query, form and JSON arguments merged, with JSON-in-form fields decoded like Slack does."""
-    args: Args = dict(request.query)
-    if request.can_read_body:
-        if request.content_type == "application/json":
-            body = await request.json()
-            args.update(body if isinstance(body, dict) else {})
-        else:
-            args.update({k: v for k, v in (await request.post()).items() if isinstance(v, str)})
-    for key in _JSON_ARGS:
-        if isinstance(args.get(key), str):
-            # Undecodable JSON stays text, and the block check answers invalid_blocks_format.
-            with contextlib.suppress(json.JSONDecodeError):
-                args[key] = json.loads(args[key])
-    return args
