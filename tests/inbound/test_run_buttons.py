@@ -58,6 +58,22 @@ async def test_retry_starts_a_linked_run_told_in_the_same_thread(harness: Harnes
     assert owner is not None and owner.run_id == created.run_id
 
 
+async def test_after_a_retry_replies_in_the_thread_go_to_the_new_run_even_if_the_thread_was_seen_before(
+    harness: Harness,
+) -> None:
+    thread = await failed(harness)
+    await harness.post_event(harness.reply(thread, "why did it fail?"))  # the thread is now known (and cached)
+    await harness.settle()
+    await click(harness, thread, RETRY_ACTION_ID)
+    await harness.settle()
+    await harness.post_event(harness.reply(thread, "this time use the staging database"))
+    await harness.settle()
+
+    [retry] = harness.sim.run_creation.records
+    assert [f.message for f in harness.sim.followups(thread.run_id)] == ["why did it fail?"]
+    assert [f.message for f in harness.sim.followups(retry.run_id)] == ["this time use the staging database"]
+
+
 async def test_two_clicks_on_retry_and_a_slack_retry_of_one_start_one_run(harness: Harness) -> None:
     thread = await failed(harness)
     await click(harness, thread, RETRY_ACTION_ID, trigger_id="t-1")
