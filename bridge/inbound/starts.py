@@ -120,16 +120,23 @@ class StartHandler:
         if wanted is None:
             return self._counted(Outcome("refused", HINT))
         await self._feedback.react_soon(ask.channel, ask.ts, "eyes")
+        request = await self._request(ask, wanted)
+        if isinstance(request, Outcome):
+            return self._counted(request)
+        return self._counted(await self._start(ask, *request))
+
+    async def _request(self, ask: RunAsk, wanted: Followup) -> tuple[RunRequest, str] | Outcome:
+        """The run to ask for, with its images and owner, and what to say about files left out."""
         request = run_request(ask, wanted, self._settings)
-        images = await self._images.of(ask.file_ids)
         if self._settings.on_behalf_of:
             email = await self._email_of(ask.user)
             if email is None:
-                return self._counted(Outcome("refused", NO_EMAIL))
+                return Outcome("refused", NO_EMAIL)
             request = replace(request, on_behalf_of=email)
+        images = await self._images.of(ask.file_ids)
         if images.attachments:
             request = replace(request, attachments=images.attachments)
-        return self._counted(await self._start(ask, request, images.note()))
+        return request, images.note()
 
     async def _start(self, ask: RunAsk, request: RunRequest, note: str) -> Outcome:
         try:
