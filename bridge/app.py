@@ -196,7 +196,7 @@ class Bridge:
             return
         if self.slack is None:
             self.slack = SlackContext(slack, self.engine, self.metrics, self.oz)
-        self.inbound = build_inbound(self.settings, self.engine, self.oz, self.slack.client, self.metrics)
+        self.inbound = build_inbound(self.settings, self.engine, self.oz, self.slack, self.metrics)
         await self.inbound.start()
 
     async def _start_http(self) -> None:

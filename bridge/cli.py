@@ -66,6 +66,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if args.slack:
+        from bridge.demo_slack import run_slack_demo
+
+        return asyncio.run(run_slack_demo())
     from bridge.demo import run_demo
 
     return asyncio.run(run_demo(speed=args.speed))
@@ -215,6 +219,9 @@ def parser() -> argparse.ArgumentParser:
     with_config(command("run", cmd_run, "run the service until SIGTERM/SIGINT"))
     demo = command("demo", cmd_demo, "play a scripted scenario against the built-in Oz simulator")
     demo.add_argument("--speed", type=float, default=1.0, help="scenario speed factor (2 = twice as fast)")
+    demo.add_argument(
+        "--slack", action="store_true", help="start and steer a run from Slack, against a built-in Slack stand-in"
+    )
     with_config(command("check-config", cmd_check_config, "validate settings and routes, offline"))
 
     routes = commands.add_parser("routes", help="inspect routing").add_subparsers(dest="routes_command", required=True)

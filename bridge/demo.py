@@ -62,7 +62,7 @@ async def _settled(bridge: Bridge, scenario_end: datetime) -> bool:
     return polled_after and digested and await bridge.pending_deliveries() == 0
 
 
-def _forget_the_environment() -> None:
+def forget_the_environment() -> None:
     """The demo runs on embedded defaults with no credentials, whatever this shell exports:
     a real SLACK_BOT_TOKEN or OZ_BRIDGE_* override must not reach it."""
     for name in list(os.environ):
@@ -71,7 +71,7 @@ def _forget_the_environment() -> None:
 
 
 async def run_demo(speed: float = 1.0) -> int:
-    _forget_the_environment()
+    forget_the_environment()
     configure("console", "warning")
     out = sys.stdout
     with tempfile.TemporaryDirectory(prefix="oz-bridge-demo-") as tmp:

@@ -81,6 +81,12 @@ class Metrics:
         )
         self.followups = Counter("oz_bridge_followups", "Follow-ups sent to runs, by result.", ["result"], registry=r)
         self.cancels = Counter("oz_bridge_cancels", "Cancel requests, by result.", ["result"], registry=r)
+        self.slack_run_starts = Counter(
+            "oz_bridge_slack_run_starts",
+            "Runs asked for from Slack, by how (mention, retry) and result (started, existing, refused, denied …).",
+            ["how", "result"],
+            registry=r,
+        )
         self.slack_unknown_creators = Counter(
             "oz_bridge_slack_unknown_creators",
             "Run creators looked up for a DM whom Slack does not know (one per look-up, not per event).",

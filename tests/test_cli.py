@@ -217,6 +217,29 @@ def test_demo_plays_the_scenario_and_exits_zero(tmp_path: Path) -> None:
     assert "Traceback" not in result.stdout + result.stderr
 
 
+def test_demo_slack_starts_and_steers_a_run_from_slack_without_a_workspace(tmp_path: Path) -> None:
+    env = {"SLACK_BOT_TOKEN": "xoxb-real-looking", "SLACK_SIGNING_SECRET": "real", "WARP_API_KEY": "wk-real"}
+    result = oz_bridge("demo", "--slack", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    for expected in (
+        "#demo  ada: @oz-bridge /plan make the checkout page load in under a second",
+        "#demo  oz-bridge reacts :eyes: to ada's message",
+        "#demo  └ thread 1  oz-bridge posts the run's status message: ⏳ Queued:",
+        "#demo  └ thread 1  oz-bridge updates its status message in place: 🏃 In progress:",
+        "#demo  └ thread 1  oz-bridge: 📝 *Plan:* Faster checkout",
+        "#demo  (only ada sees) Sent to the agent:",
+        "#demo  └ thread 1  ada: keep the old /quote endpoint working",
+        "#demo  (only ada sees) Retrying: a new run",
+        "#demo  └ thread 1  oz-bridge: 🔀 *Pull request:* acme/widgets#",
+        "#demo  └ thread 1  oz-bridge updates its status message in place: ✅ Succeeded:",
+        "demo: 2 runs started from Slack, 2 follow-ups reached the API",
+    ):
+        assert any(line.startswith(expected) for line in lines), expected
+    assert "thread 2" not in result.stdout  # everything happened in the one thread Ada started
+    assert "Traceback" not in result.stdout + result.stderr
+
+
 def test_run_that_cannot_listen_says_why_in_one_line(tmp_path: Path) -> None:
     import socket
 

@@ -1,10 +1,11 @@
-"""Inbound Slack: thread replies become follow-ups, buttons cancel runs or fetch files.
+"""Inbound Slack: mentions start runs, thread replies become follow-ups, buttons act on runs.
 
 verify → parse into a typed request → drop what cannot concern the bridge
-(bots, edits, foreign threads: no database write) → store in the inbox, many
-requests per transaction (dedupe by event id) → answer Slack → the worker
-finds the run from the bridge's own records, acts on Oz once, tells Slack.
-HTTP (``POST /slack/events``) and Socket Mode feed the same inbox.
+(bots, edits, foreign threads, mentions where starting is off: no database
+write) → store in the inbox, many requests per transaction (dedupe by event
+id) → answer Slack → the worker finds the run from the bridge's own records,
+acts on Oz once, tells Slack. HTTP (``POST /slack/events``) and Socket Mode
+feed the same inbox.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import asyncio
 
 from aiohttp import web
 from oz_agent_sdk import AsyncOzAPI
-from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.inbound.access import AccessPolicy
@@ -22,16 +22,21 @@ from bridge.inbound.batching import GroupCommit
 from bridge.inbound.feedback import SlackFeedback
 from bridge.inbound.http import SlackEventsEndpoint
 from bridge.inbound.identity import BotIdentity
+from bridge.inbound.images import SlackImages
 from bridge.inbound.inbox import Intake
+from bridge.inbound.mutes import Mutes
 from bridge.inbound.outcome import InboxHandler
+from bridge.inbound.prefilter import StartChannels
 from bridge.inbound.priority import AnswersFirst
 from bridge.inbound.replies import ReplyHandler
 from bridge.inbound.socket import SocketModeInbound
+from bridge.inbound.starts import START_KIND, StartHandler
 from bridge.inbound.threads import ThreadDirectory
 from bridge.inbound.verify import RequestVerifier
 from bridge.inbound.worker import InboxWorker, WorkerSettings
 from bridge.logs import get_logger
 from bridge.metrics import Metrics
+from bridge.notifiers.slack import SlackContext
 from bridge.settings import Settings
 from bridge.store import inbox
 from bridge.store.engine import sqlite_path
@@ -91,22 +96,31 @@ def build_inbound(
     settings: Settings,
     engine: AsyncEngine,
     oz: AsyncOzAPI,
-    slack: AsyncWebClient,
+    context: SlackContext,
     metrics: Metrics,
     worker_settings: WorkerSettings | None = None,
 ) -> Inbound:
-    slack_settings = settings.slack
+    slack_settings, slack = settings.slack, context.client
     feedback = SlackFeedback(slack)
+    identity = BotIdentity(slack)
     access = AccessPolicy.of(slack_settings.allowed_users, slack_settings.allowed_channels)
-    handlers: dict[str, InboxHandler] = {}
+    starts = StartChannels.of(slack_settings.start.channels)
     directory = ThreadDirectory(engine)
-    reply_handler = ReplyHandler(directory, oz, feedback, BotIdentity(slack), access, metrics)
+    context.on_thread(directory.learn)  # a placement planned here makes its thread ours at once
+    images = SlackImages(slack, context.session, context.token)
+    handlers: dict[str, InboxHandler] = {}
+    reply_handler = ReplyHandler(engine, oz, feedback, identity, access, Mutes(engine, context), metrics)
     handlers["message"] = handlers["app_mention"] = reply_handler
-    handlers["block_actions"] = ButtonHandler(engine, oz, feedback, access, metrics)
+    handlers[START_KIND] = StartHandler(
+        engine, oz, slack, feedback, identity, access, starts, slack_settings.start, images, metrics
+    )
+    handlers["block_actions"] = ButtonHandler(
+        engine, oz, feedback, access, context, slack_settings.plan_approval, metrics
+    )
     writes = GroupCommit(engine)
     priority = AnswersFirst()
     worker = InboxWorker(writes, handlers, worker_settings, priority=priority)
-    intake = Intake(writes, directory, metrics, on_stored=worker.wake)
+    intake = Intake(writes, directory, metrics, on_stored=worker.wake, starts=starts)
     endpoint = None
     if slack_settings.signing_secret is not None:
         verifier = RequestVerifier(slack_settings.signing_secret.get_secret_value())

@@ -32,12 +32,13 @@ class Transient(Exception):
 
 
 class Refused(Exception):
-    """The Oz API answered with a definitive 4xx; ``detail`` is its own explanation."""
+    """The Oz API answered with a definitive 4xx; ``detail`` is its own explanation, ``body`` its whole answer."""
 
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, body: object = None) -> None:
         super().__init__(f"{status}: {detail}")
         self.status = status
         self.detail = detail
+        self.body = body
 
 
 class SlackRefused(Exception):
@@ -78,7 +79,7 @@ async def oz_call(call: Awaitable[T], *, effect: bool = False) -> T | None:
     except APIStatusError as exc:
         if exc.status_code in _TRANSIENT_STATUSES or exc.status_code >= 500:
             raise Transient(f"Oz API answered {exc.status_code}", _retry_after(exc.response.headers)) from None
-        raise Refused(exc.status_code, _api_detail(exc)) from None
+        raise Refused(exc.status_code, _api_detail(exc), exc.body) from None
     except APIConnectionError as exc:
         raise Transient(f"Oz API unreachable ({type(exc).__name__})") from None
     except APIError as exc:

@@ -22,7 +22,8 @@ _RESPONSE_URL_GONE = frozenset({404, 410})
 SLACK_HOOKS_ORIGIN = ("https", "hooks.slack.com", 443)
 
 
-def _origin(url: str) -> tuple[str, str, int] | None:
+def origin_of(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of a URL, to compare where it points; None when it is no URL."""
     try:
         parts = urlsplit(url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -42,10 +43,10 @@ class SlackFeedback:
 
     def __init__(self, slack: AsyncWebClient) -> None:
         self._slack = slack
-        self._origins = {SLACK_HOOKS_ORIGIN, _origin(slack.base_url)}
+        self._origins = {SLACK_HOOKS_ORIGIN, origin_of(slack.base_url)}
 
     def follows(self, response_url: str) -> bool:
-        origin = _origin(response_url)
+        origin = origin_of(response_url)
         return origin is not None and origin in self._origins
 
     async def react(self, channel: str, ts: str, name: str) -> None:

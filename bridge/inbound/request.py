@@ -24,6 +24,7 @@ from bridge.inbound.fields import Unusable
 
 JSONDict = dict[str, Any]
 MESSAGE_EVENT_TYPES = frozenset({"message", "app_mention"})
+FILES_READ = 10  # files of one message the bridge looks at; a run takes at most 5 images
 
 
 class MalformedRequest(ValueError):
@@ -50,15 +51,20 @@ class SlackMessage:
     thread_ts: str | None
     text: str
     from_bot: bool  # bot_id or bot_profile: another app's message, or the bridge's own
+    file_ids: tuple[str, ...] = ()  # files attached to the message (their details are asked of Slack)
     kind = "event_callback"
 
     def to_json(self) -> JSONDict:
         # Flat fields only: a plain dict is much cheaper than dataclasses.asdict's deep copy.
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data["file_ids"] = list(self.file_ids)
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SlackMessage:
         values: dict[str, Any] = {name: data.get(name) for name in cls.__dataclass_fields__}
+        files = values.get("file_ids")
+        values["file_ids"] = tuple(str(f) for f in files) if isinstance(files, list) else ()
         return cls(**values)
 
 
@@ -124,7 +130,17 @@ def message_of(event_id: str, event: Mapping[str, Any]) -> SlackMessage | OtherR
         thread_ts=fields.timestamp(event, "thread_ts", "event."),
         text=fields.text(event, "text", "event.") or "",
         from_bot=fields.present(event, "bot_id") or fields.present(event, "bot_profile"),
+        file_ids=_file_ids(event),
     )
+
+
+def _file_ids(event: Mapping[str, Any]) -> tuple[str, ...]:
+    found = []
+    for index, item in enumerate(fields.objects(event, "files", "event.")[:FILES_READ]):
+        file_id = fields.ident(item, "id", f"event.files[{index}].")
+        if file_id is not None:
+            found.append(file_id)
+    return tuple(found)
 
 
 def _event_callback(body: Mapping[str, Any]) -> SlackMessage | OtherRequest:

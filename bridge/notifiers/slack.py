@@ -12,11 +12,8 @@ This notifier only classifies Slack's errors; when to retry is ``bridge.delivery
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -29,14 +26,15 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from bridge.events import Event, JSONDict
+from bridge.events import RUN_STILL_BLOCKED, Event, JSONDict
 from bridge.logs import get_logger
 from bridge.metrics import Metrics
 from bridge.notifiers.base import Outcome
+from bridge.notifiers.keyed_locks import KeyedLocks
 from bridge.notifiers.slack_artifacts import ArtifactTeller
 from bridge.notifiers.slack_digest import digest_message
 from bridge.notifiers.slack_errors import BoundedRateLimitRetryHandler, classify, error_code
-from bridge.notifiers.slack_messages import is_broadcast, root_message, root_tells, thread_reply
+from bridge.notifiers.slack_messages import creator_mention, is_broadcast, root_message, root_tells, thread_reply
 from bridge.notifiers.slack_people import CreatorDirectory
 from bridge.notifiers.slack_places import Placer, Skip, Wait
 from bridge.notifiers.slack_status import Posted, StatusMessages, updated_at_of
@@ -53,31 +51,6 @@ API_TIMEOUT = 15  # seconds per Slack call
 RATE_LIMIT_WAIT = 10.0  # the SDK waits out shorter rate limits in place; longer ones go back to the outbox
 
 
-@dataclass
-class _Holders:
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    count: int = 0
-
-
-class _KeyedLocks:
-    """One asyncio lock per key, forgotten when nobody holds or awaits it."""
-
-    def __init__(self) -> None:
-        self._entries: dict[tuple[str, str], _Holders] = {}
-
-    @asynccontextmanager
-    async def hold(self, key: tuple[str, str]) -> AsyncIterator[None]:
-        holders = self._entries.setdefault(key, _Holders())
-        holders.count += 1
-        try:
-            async with holders.lock:
-                yield
-        finally:
-            holders.count -= 1
-            if holders.count == 0:
-                del self._entries[key]
-
-
 class SlackContext:
     """What every Slack target shares: the Web API client, the database, the Oz client, a process identity.
 
@@ -91,7 +64,7 @@ class SlackContext:
             raise ValueError("Slack targets need a bot token (SLACK_BOT_TOKEN)")
         self.settings, self.engine, self.metrics, self.oz = settings, engine, metrics, oz
         self.instance_id = uuid.uuid4().hex[:16]
-        self.locks = _KeyedLocks()
+        self.locks = KeyedLocks()
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=API_TIMEOUT))
         handlers: list[AsyncRetryHandler] = [
             AsyncConnectionErrorRetryHandler(max_retry_count=2),
@@ -115,6 +88,25 @@ class SlackContext:
         )
         self.people = CreatorDirectory(self.client, engine, metrics)
         self.artifacts = ArtifactTeller(self.client, oz, self._session, engine, metrics)
+        self._thread_listeners: list[Callable[[str, str], None]] = []
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The HTTP session every Slack call of this process shares (downloads and uploads too)."""
+        return self._session
+
+    @property
+    def token(self) -> str:
+        assert self.settings.bot_token is not None
+        return self.settings.bot_token.get_secret_value()
+
+    def on_thread(self, listener: Callable[[str, str], None]) -> None:
+        """Call ``listener(channel id, thread ts)`` when this process makes a thread a bridge thread."""
+        self._thread_listeners.append(listener)
+
+    def thread_known(self, channel_id: str, thread_ts: str) -> None:
+        for listener in self._thread_listeners:
+            listener(channel_id, thread_ts)
 
     def notifier_for(self, target: SlackTarget) -> SlackNotifier:
         return SlackNotifier(self, target.channel)
@@ -147,7 +139,7 @@ class SlackNotifier:
         children_in_thread = context.settings.children == "thread"
         self._placer = Placer(context.engine, context.people, children_in_thread=children_in_thread, place=place)
         self._status = StatusMessages(
-            context.client, context.once_client, context.engine, context.instance_id, self._render
+            context.client, context.once_client, context.engine, context.instance_id, self._render, context.thread_known
         )
 
     async def send(self, event: Event) -> Outcome:
@@ -218,12 +210,12 @@ class SlackNotifier:
 
     async def _reply(self, event: Event, placement: SlackPlacement) -> Outcome:
         assert placement.channel_id is not None and placement.thread_ts is not None
-        if placement.is_muted(datetime.now(UTC)):
+        if await self._silenced(placement):
             return Outcome.done("muted: status message updated, no reply")
         shown = await self._context.artifacts.tell(event, placement)
         if shown is not None:
             return shown
-        text, blocks = thread_reply(event)
+        text, blocks = thread_reply(event, await self._creator_user(event))
         await self._client.chat_postMessage(
             channel=placement.channel_id,
             thread_ts=placement.thread_ts,
@@ -234,6 +226,29 @@ class SlackNotifier:
             unfurl_media=False,
         )
         return Outcome.done(f"thread reply ({placement.channel_id} {placement.thread_ts})")
+
+    async def _silenced(self, placement: SlackPlacement) -> bool:
+        """Muted here, or a guest (a child run) in a thread whose owner is muted."""
+        now = datetime.now(UTC)
+        if placement.is_muted(now):
+            return True
+        if placement.owns_thread:
+            return False
+        assert placement.channel_id is not None and placement.thread_ts is not None
+        async with self._context.engine.connect() as conn:
+            host = await slack_placements.thread_owner(conn, placement.channel_id, placement.thread_ts)
+        return host is not None and host.is_muted(now)
+
+    async def _creator_user(self, event: Event) -> str | None:
+        """A reminder names the creator: from the run's Slack metadata, else by email (cached)."""
+        if event.type != RUN_STILL_BLOCKED or creator_mention(event.fields) is not None:
+            return None
+        try:
+            return await self._context.people.creator_user(event.fields)
+        except SlackApiError as exc:
+            # The reminder matters more than the mention: say it without naming anyone.
+            log.warning("reminder's creator not looked up", run_id=event.run_id, error=error_code(exc))
+            return None
 
     async def _post_digest(self, digest: JSONDict) -> Outcome:
         """A digest is one message in the channel: no status message, no thread."""

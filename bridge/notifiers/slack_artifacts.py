@@ -26,8 +26,9 @@ from bridge.notifiers.base import Outcome
 from bridge.notifiers.slack_errors import error_code, is_transient
 from bridge.notifiers.slack_messages import clean, escape, link, truncate
 from bridge.notifiers.slack_plans import plan_message
-from bridge.store import slack_placements
-from bridge.store.slack_placements import PlanMessage, SlackPlacement
+from bridge.store import slack_plans
+from bridge.store.slack_placements import SlackPlacement
+from bridge.store.slack_plans import PlanMessage
 
 log = get_logger("bridge.notifiers.slack_artifacts")
 MAX_SCREENSHOT_BYTES = 20 * 1024 * 1024
@@ -111,7 +112,7 @@ class ArtifactTeller:
         # The Approve plan click will name this message: remember whose plan it is.
         record = PlanMessage(posted[0], posted[1], event.run_id, placement.place, uid, datetime.now(UTC))
         async with self._engine.begin() as conn:
-            await slack_placements.record_plan(conn, record)
+            await slack_plans.record_plan(conn, record)
         return Outcome.done(f"plan posted ({posted[0]} {posted[1]})")
 
     # ---- screenshots -------------------------------------------------------------------------------

@@ -352,12 +352,16 @@ def root_tells(event: Event) -> bool:
     return event.type not in _SHOWN_IN_THREAD
 
 
-def thread_reply(event: Event) -> tuple[str, list[Block]]:
-    """What changed (or that time has passed), as one reply in the run's thread."""
+def thread_reply(event: Event, creator_user: str | None = None) -> tuple[str, list[Block]]:
+    """What changed (or that time has passed), as one reply in the run's thread.
+
+    ``creator_user``: the creator's Slack user id when known by other means than the run's
+    ``slack_user`` metadata (their email); a reminder mentions them.
+    """
     if event.is_artifact:
         lines = _artifact_lines(event)
     elif event.type in TIME_EVENT_TYPES:
-        lines = _time_lines(event)
+        lines = _time_lines(event, creator_user)
     else:
         lines = _state_lines(event)
     text = "\n".join(lines)
@@ -367,22 +371,24 @@ def thread_reply(event: Event) -> tuple[str, list[Block]]:
     return truncate(text, FALLBACK_LIMIT, mrkdwn=True), blocks
 
 
-def creator_mention(run: JSONDict) -> str | None:
-    """``<@U…>`` for the run's creator when their Slack user is known (runs started from Slack carry it)."""
+def creator_mention(run: JSONDict, creator_user: str | None = None) -> str | None:
+    """``<@U…>`` for the run's creator when their Slack user is known: runs started from Slack
+    carry it in their metadata, others by their email (``creator_user``)."""
     metadata = run.get("metadata")
     user = metadata.get("slack_user") if isinstance(metadata, dict) else None
+    user = user if isinstance(user, str) and _SLACK_USER.match(user) else creator_user
     # Metadata is anyone's text: only a well-formed user id may become a mention.
     return f"<@{user}>" if isinstance(user, str) and _SLACK_USER.match(user) else None
 
 
-def _time_lines(event: Event) -> list[str]:
+def _time_lines(event: Event, creator_user: str | None = None) -> list[str]:
     run, quiet = event.fields, quiet_for(event)
     span = f" ({'blocked' if event.type == RUN_STILL_BLOCKED else 'quiet'} {span_text(quiet)})" if quiet else ""
     if event.type == RUN_STILL_BLOCKED:
         lines = [f"✋ *Still waiting for input*{span}"]
         problem = _problem(run)
         lines += [problem] if problem else []
-        mention = creator_mention(run)
+        mention = creator_mention(run, creator_user)
         lines += [f"{mention} the agent is waiting for your answer."] if mention else []
         return lines
     if event.type == RUN_STUCK:

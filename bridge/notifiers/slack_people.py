@@ -1,8 +1,9 @@
-"""Run creators in Slack: their email → a Slack user (cached, shared) → a DM channel.
+"""Run creators in Slack: their email → a Slack user (cached, shared) → a DM channel, or a mention.
 
 A creator Slack does not know (``users_not_found``) is remembered as such for a
 while, logged and counted once per look-up, and the run is skipped there: never
-a retry loop. Other Slack errors go back to the caller, to be classified.
+a retry loop. Other Slack errors go back to the caller, to be classified. The
+same cache names the creator in a reminder (``run.still_blocked``).
 """
 
 from __future__ import annotations
@@ -48,14 +49,21 @@ class CreatorDirectory:
         if email is None:
             log.info("run not told by DM: its creator has no email", run_id=run.get("run_id"))
             return None
-        user_id = await self.user_id(email, str(run.get("run_id")))
+        user_id = await self.user_id(email, str(run.get("run_id")), "not told by DM")
         if user_id is None:
             return None
         response = await self._client.conversations_open(users=user_id)
         channel = response.get("channel") or {}
         return str(channel["id"]) if isinstance(channel, dict) and channel.get("id") else None
 
-    async def user_id(self, email: str, run_id: str) -> str | None:
+    async def creator_user(self, run: JSONDict) -> str | None:
+        """The run's creator's Slack user id, when their email names one (to mention them)."""
+        email = creator_email(run)
+        if email is None:
+            return None
+        return await self.user_id(email, str(run.get("run_id")), "not mentioned")
+
+    async def user_id(self, email: str, run_id: str, consequence: str) -> str | None:
         now = datetime.now(UTC)
         known = await self._read(email)
         if known is not None and is_fresh(known, now):
@@ -64,7 +72,7 @@ class CreatorDirectory:
         if found is None:
             self._metrics.slack_unknown_creators.inc()
             # The address is personal data: say which run, not whose address.
-            log.warning("run creator has no Slack account; not told by DM", run_id=run_id)
+            log.warning(f"run creator has no Slack account; {consequence}", run_id=run_id)
         await self._remember(email, found, now)
         return found
 

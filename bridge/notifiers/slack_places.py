@@ -91,6 +91,10 @@ class Placer:
                 return Skip("the run's creator has no Slack account to send a DM to")
             return PlannedPlacement(event.run_id, self.place, "dm", channel_id, None, True, parent)
         channel_id = await self._channel_id()
+        own_thread = started_thread(run)
+        if own_thread is not None and own_thread[0] == channel_id:
+            # Its own thread is in this channel already (the built-in target tells it there): one place per channel.
+            return Skip("the run is told in its own Slack thread in this channel")
         return PlannedPlacement(event.run_id, self.place, "root", channel_id, None, True, parent)
 
     def _in_started_thread(self, run_id: str, run: JSONDict, parent: str | None) -> PlannedPlacement | Skip:

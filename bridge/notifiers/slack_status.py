@@ -33,6 +33,7 @@ MARKER_STALE = timedelta(seconds=120)  # outlasts the slowest post (timeouts, re
 HISTORY_MARGIN = timedelta(minutes=5)  # clock skew between us and Slack when searching history
 HISTORY_PAGES = 10
 Render = Callable[[JSONDict, SlackPlacement | PlannedPlacement], Awaitable[tuple[str, list[Block]]]]
+ThreadKnown = Callable[[str, str], None]  # (channel id, thread ts) became a bridge thread here
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,13 @@ def _is_status_of(message: dict[str, Any], run_id: str) -> bool:
 
 class StatusMessages:
     def __init__(
-        self, client: AsyncWebClient, once_client: AsyncWebClient, engine: AsyncEngine, instance_id: str, render: Render
+        self,
+        client: AsyncWebClient,
+        once_client: AsyncWebClient,
+        engine: AsyncEngine,
+        instance_id: str,
+        render: Render,
+        thread_known: ThreadKnown = lambda _channel, _ts: None,
     ) -> None:
         self._client = client
         # Status messages are posted without the SDK's in-place retries: after a dropped answer only
@@ -70,6 +77,7 @@ class StatusMessages:
         self._engine = engine
         self._me = instance_id  # markers carry it: a marker of ours is a retry, not a peer still posting
         self._render = render
+        self._thread_known = thread_known  # so this process's inbound knows the thread without asking
 
     async def _write(self, work: Callable[[AsyncConnection], Awaitable[Any]]) -> Any:
         async with self._engine.begin() as conn:
@@ -113,7 +121,10 @@ class StatusMessages:
         self, planned: PlannedPlacement, event_id: str | None, now: datetime
     ) -> Callable[[AsyncConnection], Awaitable[bool]]:
         async def reserve(conn: AsyncConnection) -> bool:
-            return await slack_placements.reserve(conn, planned, claimed_by=self._me, event_id=event_id, now=now)
+            reserved = await slack_placements.reserve(conn, planned, claimed_by=self._me, event_id=event_id, now=now)
+            if reserved and planned.owns_thread and planned.channel_id and planned.thread_ts:
+                self._thread_known(planned.channel_id, planned.thread_ts)  # a started thread: known from now
+            return reserved
 
         return reserve
 
@@ -154,6 +165,8 @@ class StatusMessages:
             )
 
         await self._write(record)
+        if planned.owns_thread:
+            self._thread_known(channel_id, planned.thread_ts or ts)
 
     async def _find_in_thread(self, channel_id: str, thread_ts: str, run_id: str) -> tuple[str, str] | None:
         cursor: str | None = None

@@ -159,6 +159,8 @@ async def _dispatch(request: web.Request, handler: Handler, sim: Simulator, faul
     except web.HTTPException as exc:
         # Unknown routes and wrong methods still get problem+json bodies.
         return problem_response(SimError(exc.status, exc.reason), request.path)
+    if fault is not None and fault.hold:
+        await asyncio.sleep(fault.hold)  # done, but the answer is slow to come back (or never arrives)
     return _cut(response) if fault is not None and fault.malformed == "cut" else response
 
 

@@ -40,6 +40,7 @@ class Fault:
     malformed: str | None = None
     latency: float = 0.0
     fault_id: int = 0
+    hold: float = 0.0  # seconds the genuine answer is held back after the request took effect
     mutate: str | None = None
     run_id: str | None = None  # the run a mutation targets (all runs of the page when None)
     value: Any = None  # what a mutation puts in (the junk entry, the future timestamp)...
@@ -56,10 +57,13 @@ class Fault:
             raise ValueError(f"malformed must be one of {MALFORMED_KINDS}")
         if self.mutate is not None and self.mutate not in MUTATIONS:
             raise ValueError(f"mutate must be one of {MUTATIONS}")
-        if self.status is None and self.malformed is None and self.mutate is None and self.latency <= 0:
-            raise ValueError("a fault needs a status, malformed, mutate, or latency")
-        if self.latency < 0:
-            raise ValueError("latency must be >= 0")
+        effects = (self.status, self.malformed, self.mutate)
+        if all(effect is None for effect in effects) and self.latency <= 0 and self.hold <= 0:
+            raise ValueError("a fault needs a status, malformed, mutate, latency or hold")
+        if self.latency < 0 or self.hold < 0:
+            raise ValueError("latency and hold must be >= 0")
+        if self.hold and self.status is not None:
+            raise ValueError("hold delays the genuine answer: it takes no status")
         if not 0 < self.rate <= 1:
             raise ValueError("rate must be in (0, 1]")
         if self.method is not None:
@@ -83,12 +87,13 @@ class Fault:
         value: Any = NO_VALUE,
         patch: dict[str, Any] | None = None,
         rate: float = 1.0,
+        hold: float = 0.0,
     ) -> Fault:
         """A fault from Python arguments; ``malformed=True`` means ``non_json``."""
         kind = "non_json" if malformed is True else (malformed or None)
         given = value is not NO_VALUE
         return cls(
-            status, count, retry_after, path, method, kind, latency,
+            status, count, retry_after, path, method, kind, latency, hold=hold,
             mutate=mutate, run_id=run_id, value=value if given else None, value_given=given, patch=patch, rate=rate,
         )  # fmt: skip
 
@@ -117,6 +122,7 @@ class Fault:
             value_given="value" in body,
             patch=patch,
             rate=float(body.get("rate", 1.0)),
+            hold=float(body.get("hold") or 0.0),
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from sqlalchemy import Row, and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bridge.store.tables import slack_placements, slack_plan_messages
+from bridge.store.tables import slack_placements
 
 _p = slack_placements.c
 Kind = Literal["root", "started", "parent", "dm"]
@@ -96,32 +96,34 @@ async def by_status_message(conn: AsyncConnection, channel_id: str, ts: str) -> 
     return await _first(conn, _p.channel_id == channel_id, _p.status_ts == ts)
 
 
-async def thread_owner(conn: AsyncConnection, channel_id: str, thread_ts: str) -> SlackPlacement | None:
-    """The run a reply in thread ``thread_ts`` belongs to: its owner (the newest, after a retry)."""
+async def thread_owner(
+    conn: AsyncConnection, channel_id: str, thread_ts: str, *, planned: bool = False
+) -> SlackPlacement | None:
+    """The run a reply in thread ``thread_ts`` belongs to: its owner (the newest, after a retry).
+
+    With ``planned``, an owner whose status message is still to be posted counts too
+    (a started thread's placement knows its thread before its status message exists).
+    """
     query = (
         select(slack_placements)
         .where(_p.channel_id == channel_id, _p.thread_ts == thread_ts, _p.owns_thread.is_(True))
-        .where(_p.status_ts.is_not(None))
         .order_by(_p.created_at.desc(), _p.run_id.desc())
         .limit(1)
     )
+    if not planned:
+        query = query.where(_p.status_ts.is_not(None))
     row = (await conn.execute(query)).first()
     return _placement(row) if row else None
 
 
-async def thread_owners(conn: AsyncConnection, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
-    """(channel id, thread ts) → the run owning that thread (the newest), for those of ``pairs`` that are
-    bridge threads. A started thread is one from the moment its placement is planned."""
+async def owned_threads(conn: AsyncConnection, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Those of ``pairs`` (channel id, thread ts) that some run's placement owns; a started
+    thread is owned from the moment its placement is planned."""
     if not pairs:
-        return {}
+        return set()
     wanted = or_(*(and_(_p.channel_id == channel, _p.thread_ts == ts) for channel, ts in pairs))
-    query = (
-        select(_p.channel_id, _p.thread_ts, _p.run_id)
-        .where(wanted, _p.owns_thread.is_(True))
-        .order_by(_p.created_at, _p.run_id)
-    )
-    # Ordered oldest first, so the newest owner of each thread is the one left in the map.
-    return {(str(row.channel_id), str(row.thread_ts)): str(row.run_id) for row in await conn.execute(query)}
+    query = select(_p.channel_id, _p.thread_ts).where(wanted, _p.owns_thread.is_(True)).distinct()
+    return {(str(row.channel_id), str(row.thread_ts)) for row in await conn.execute(query)}
 
 
 async def marker_channels(conn: AsyncConnection, channel_ids: Sequence[str], since: datetime) -> frozenset[str | None]:
@@ -270,31 +272,3 @@ async def unmute(conn: AsyncConnection, run_id: str, place: str) -> bool:
         update(slack_placements).where(_p.run_id == run_id, _p.place == place).values(muted=False, muted_until=None)
     )
     return (await conn.execute(statement)).rowcount == 1
-
-
-# ---- plans posted in a run's thread ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PlanMessage:
-    channel_id: str
-    ts: str
-    run_id: str
-    place: str
-    artifact_uid: str
-    posted_at: datetime
-
-
-async def record_plan(conn: AsyncConnection, plan: PlanMessage) -> None:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    values = {f: getattr(plan, f) for f in ("channel_id", "ts", "run_id", "place", "artifact_uid", "posted_at")}
-    await conn.execute(dialect.insert(slack_plan_messages).values(**values).on_conflict_do_nothing())
-
-
-async def plan_by_message(conn: AsyncConnection, channel_id: str, ts: str) -> PlanMessage | None:
-    """The plan message ``ts`` in ``channel_id`` (an ``Approve plan`` click names it), if the bridge posted it."""
-    query = select(slack_plan_messages).where(
-        slack_plan_messages.c.channel_id == channel_id, slack_plan_messages.c.ts == ts
-    )
-    row = (await conn.execute(query)).first()
-    return PlanMessage(**dict(row._mapping)) if row else None

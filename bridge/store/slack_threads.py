@@ -1,8 +1,10 @@
 """Slack threads as the inbound side asks for them: "which run does this message belong to?"
 
-A thin view over ``slack_placements`` (see there for the model). ``find_by_root``
-answers for a message that is a run's status message (a button was clicked on
-it) or the top of a thread a run owns (a reply was posted in it).
+A thin view over ``slack_placements`` and ``slack_started`` (see there for the
+model). ``find_by_root`` answers for a message that is a run's status message (a
+button was clicked on it) or the top of a thread a run owns; ``owner_of`` for a
+reply posted in a thread; ``bridge_threads`` for the cheap question asked at
+intake, many threads at once.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bridge.store import slack_placements
-from bridge.store.slack_placements import PlannedPlacement, SlackPlacement
+from bridge.store import slack_placements, slack_started
+from bridge.store.slack_placements import THREAD_PLACE, PlannedPlacement, SlackPlacement
 
 
 @dataclass(frozen=True)
@@ -48,22 +50,49 @@ async def find_by_root(conn: AsyncConnection, channel_id: str, ts: str) -> Slack
 
 
 @dataclass(frozen=True)
-class RootLookup:
+class ThreadLookup:
     """Which of the asked (channel id, thread ts) pairs are bridge threads, and where one may be about to appear."""
 
-    roots: dict[tuple[str, str], str]  # (channel id, thread ts) → the run owning the thread
+    threads: set[tuple[str, str]]  # the pairs that are bridge threads
     marker_channels: frozenset[str | None]  # channel ids of recent markers; None: a channel not known by id
 
 
-async def lookup_roots(conn: AsyncConnection, pairs: Sequence[tuple[str, str]], markers_since: datetime) -> RootLookup:
+async def bridge_threads(
+    conn: AsyncConnection, pairs: Sequence[tuple[str, str]], markers_since: datetime
+) -> ThreadLookup:
     """The bridge threads among ``pairs``, and the channels of markers left since ``markers_since``.
 
-    A status message is always either recorded or announced by a marker before it is
-    posted, so a pair that is neither is no bridge thread now.
+    A thread is the bridge's once a run was asked for in it (a mention, recorded with its
+    inbox row) or a placement owns it. A root or DM status message is announced by a
+    marker before it is posted, so a pair that is none of these is no bridge thread now.
     """
-    owners = await slack_placements.thread_owners(conn, pairs)
+    owned = await slack_placements.owned_threads(conn, pairs)
+    started = await slack_started.known(conn, [pair for pair in pairs if pair not in owned])
     markers = await slack_placements.marker_channels(conn, sorted({channel for channel, _ in pairs}), markers_since)
-    return RootLookup(owners, markers)
+    return ThreadLookup(owned | started, markers)
+
+
+@dataclass(frozen=True)
+class ThreadOwner:
+    """The run a reply in a thread belongs to, from the bridge's records alone."""
+
+    run_id: str
+    placement: SlackPlacement | None  # None while the run is known only as started there
+
+
+async def owner_of(conn: AsyncConnection, channel_id: str, thread_ts: str) -> ThreadOwner | None:
+    """The newest run told in (or started in) the thread: after a Retry, the new run.
+
+    A placement says so once the run has been seen by the poller; before that, a run the
+    bridge just started there (from a mention or a Retry) is known from ``slack_started``.
+    """
+    placed = await slack_placements.thread_owner(conn, channel_id, thread_ts, planned=True)
+    started = await slack_started.load(conn, (channel_id, thread_ts))
+    if started is None or started.run_id is None or started.started_at is None:
+        return ThreadOwner(placed.run_id, placed) if placed is not None else None
+    if placed is not None and (placed.run_id == started.run_id or placed.created_at >= started.started_at):
+        return ThreadOwner(placed.run_id, placed)
+    return ThreadOwner(started.run_id, await slack_placements.load(conn, started.run_id, THREAD_PLACE))
 
 
 async def reserve(

@@ -186,6 +186,24 @@ slack_plan_messages = Table(
     Column("place", String(200), nullable=False),
     Column("artifact_uid", String(200), nullable=False),
     Column("posted_at", UTCDateTime(), nullable=False),
+    # A plan is approved once: the click that did it (an inbox id, so a retry of that click goes on),
+    # who clicked, and when. Null until approved.
+    Column("approval_click", String(200), nullable=True),
+    Column("approved_by", String(64), nullable=True),
+    Column("approved_at", UTCDateTime(), nullable=True),
+)
+
+# Threads a person started a run from (a mention of the bot): written with the mention's inbox
+# row, before the run exists, so a reply there is a bridge thread's on every replica at once.
+# run_id is the newest run the bridge started in the thread (the mention's, then any retry's).
+slack_started_threads = Table(
+    "slack_started_threads",
+    metadata,
+    Column("channel_id", String(64), primary_key=True),
+    Column("thread_ts", String(64), primary_key=True),
+    Column("requested_at", UTCDateTime(), nullable=False),
+    Column("run_id", String(128), nullable=True),
+    Column("started_at", UTCDateTime(), nullable=True),
 )
 
 # Slack users found by email (DMs to run creators), negative answers included, shared by replicas.

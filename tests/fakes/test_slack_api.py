@@ -240,3 +240,21 @@ async def test_a_response_url_can_fail(fake: FakeSlack) -> None:
     async with aiohttp.ClientSession() as session, session.post(fake.response_url("k"), json={"text": "y"}) as r:
         assert r.status == 200
     assert [post.body["text"] for post in fake.response_url_posts] == ["x", "y"]
+
+
+async def test_a_persons_file_is_described_by_files_info_and_downloaded_only_with_the_bot_token(
+    fake: FakeSlack, client: AsyncWebClient
+) -> None:
+    file = fake.files.add_file("chart.png", "image/png", b"\x89PNG-chart")
+    info = await client.files_info(file=file["id"])
+    assert (info["file"]["mimetype"], info["file"]["size"]) == ("image/png", 10)
+    url = info["file"]["url_private"]
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url, headers=_auth()) as response:
+            assert (response.status, response.content_type) == (200, "image/png")
+            assert await response.read() == b"\x89PNG-chart"
+        async with session.get(url) as anonymous:  # Slack answers a sign-in page, not an error
+            assert (anonymous.status, anonymous.content_type) == (200, "text/html")
+    with pytest.raises(SlackApiError) as caught:
+        await client.files_info(file="F404")
+    assert caught.value.response["error"] == "file_not_found"

@@ -4,12 +4,16 @@
 
 SPEC names the endpoint, the signing secret, a seed, how many requests to send and how many at
 once, the bridge's threads ``[channel, root_ts, run_id]``, the real replies to mix in
-``[channel, root_ts, ts, text]`` and a ``response_url`` the fake Slack serves. The corpus is random
-but reproducible from the seed: garbage bytes, JSON of every shape, Slack events and clicks with
-fields of the wrong type, compressed and mislabelled bodies, chunked and oversized bodies, raw
-malformed HTTP, forged, stale and replayed signatures. Texts say what sent them: ``FORGED-…``
-only ever travels without a valid signature, ``REAL-…`` is a genuine reply, ``FUZZ-…`` a validly
-signed mutant. OUT gets the statuses per kind.
+``[channel, root_ts, ts, text]`` and a ``response_url`` the fake Slack serves; for starting runs,
+the ``start_channel``, the ``mention_slots`` (ts of people's messages there that mutants may
+mention the bot in) and the ``real_mentions`` ``[channel, ts, text]``; for DMs, the bridge's
+``dm_threads`` ``[dm_channel, status_ts, run_id]`` and the ``dm_replies`` ``[dm_channel,
+status_ts, ts, text]``. The corpus is random but reproducible from the seed: garbage bytes, JSON of
+every shape, Slack events, mentions, DMs and clicks with fields of the wrong type, compressed and
+mislabelled bodies, chunked and oversized bodies, raw malformed HTTP, forged, stale and replayed
+signatures. Texts say what sent them: ``FORGED-…`` only ever travels without a valid signature,
+``REAL-…`` is a genuine reply, ``REALM-…`` a genuine mention, ``REALDM-…`` a genuine reply in a
+DM, ``FUZZ-…`` a validly signed mutant. OUT gets the statuses per kind.
 Only the standard library and aiohttp, so it runs without the bridge installed.
 """
 
@@ -43,6 +47,7 @@ EVENT_TYPES = ["message", "app_mention", "reaction_added", "member_joined_channe
 SUBTYPES = [None, "thread_broadcast", "file_share", "message_changed", "message_deleted", "bot_message"]
 WEIRD_TEXT = ["", " ", "\x00", "\ud800", "\udfff", "é", "🙂" * 50, "<@UBOT>", "/plan", "/orchestrate  ", "&amp;lt;"]
 CONTENT_TYPES = [JSON_TYPE, FORM_TYPE, "text/plain", "", "application/json; charset=utf-8", "multipart/form-data"]
+CLICKED = ["oz_cancel_run", "oz_get_files", "oz_retry_run", "oz_mute_run", "oz_unmute_run", "oz_approve_plan", "x"]
 CODINGS = ["gzip", "deflate", "br", "zstd", "identity", "gzip, deflate", "x-custom", "GZIP"]
 
 
@@ -67,6 +72,9 @@ class Corpus:
         self.secret: str = spec["secret"]
         self.threads: list[list[str]] = spec["threads"]
         self.response_url: str = spec["response_url"]
+        self.start_channel: str = spec.get("start_channel", "C0NOSTART")
+        self.mention_slots: list[str] = spec.get("mention_slots") or ["1.000001"]
+        self.dm_threads: list[list[str]] = spec.get("dm_threads") or [["D0NODM0001", "1.000001", "run-none"]]
         self.replayable: list[Request] = []
         self.n = 0
 
@@ -95,9 +103,11 @@ class Corpus:
             return r.choice(WEIRD_TEXT)
         return "".join(chr(r.choice([r.randrange(32, 127), r.randrange(0x80, 0x2FFF)])) for _ in range(r.randrange(24)))
 
-    def mutated(self, event: dict[str, Any]) -> dict[str, Any]:
+    def mutated(self, event: dict[str, Any], keep: tuple[str, ...] = ()) -> dict[str, Any]:
         for _ in range(self.rng.randrange(4)):
             key = self.rng.choice([*event, *SLACK_KEYS])
+            if key in keep:
+                continue
             if self.rng.random() < 0.2:
                 event.pop(key, None)
             else:
@@ -125,6 +135,38 @@ class Corpus:
             event["subtype"] = subtype
         return event
 
+    def mention_of(self, text: str) -> dict[str, Any]:
+        """A top-level mention of the bot: in the start channel only at a person's real message
+        (a run's thread must exist in Slack), anywhere else at any ts (the bridge drops it unread)."""
+        r = self.rng
+        in_start = r.random() < 0.6
+        event: dict[str, Any] = {
+            "type": "app_mention" if r.random() < 0.9 else "message",
+            "channel": self.start_channel if in_start else r.choice(["C0NOISE", self.threads[0][0], "D0NODM0001"]),
+            "user": r.choice(["UHUMAN", "UHUMAN", "UBOT", ""]),
+            "ts": r.choice(self.mention_slots) if in_start else f"{r.randrange(10**8)}.{r.randrange(10**6):06d}",
+            "text": f"<@UBOT> {text}",
+        }
+        if r.random() < 0.2:
+            event["files"] = r.choice([[{"id": "F000000404"}], "F1", [{"id": ["x"]}], [{}]])
+        return event
+
+    def dm_of(self, text: str) -> dict[str, Any]:
+        """A message in a DM with the bot: mostly a reply in a DM thread the bridge owns."""
+        r = self.rng
+        channel, status_ts, _ = r.choice(self.dm_threads)
+        event: dict[str, Any] = {
+            "type": "message",
+            "channel": channel,
+            "channel_type": "im",
+            "user": r.choice(["U0CREATOR", "U0CREATOR", "UBOT", ""]),
+            "ts": f"{r.randrange(10**8)}.{r.randrange(10**6):06d}",
+            "text": text,
+        }
+        if r.random() < 0.8:
+            event["thread_ts"] = status_ts
+        return event
+
     def envelope(self, event: Any) -> dict[str, Any]:
         return {"type": "event_callback", "event_id": f"EvFUZZ{self.n}", "team_id": "T0FAKE", "event": event}
 
@@ -140,15 +182,16 @@ class Corpus:
             "user": {"id": r.choice(["UHUMAN", "U0FUZZ"])},
             "container": {"type": "message", "channel_id": channel, "message_ts": message_ts},
             "response_url": r.choice([self.response_url, "http://127.0.0.1:1/x", "https://example.com/x", "ftp://x"]),
-            "actions": [{"action_id": r.choice(["oz_cancel_run", "oz_get_files", "x"]), "value": value}],
+            "actions": [{"action_id": r.choice(CLICKED), "value": value}],
         }
         return self.mutated(payload) if r.random() < 0.5 else payload
 
     def request(self) -> Request:
         self.n += 1
         kinds = [
-            ("garbage", 8), ("json", 12), ("event", 30), ("click", 10), ("forged", 14), ("encoded", 6),
+            ("garbage", 8), ("json", 12), ("event", 26), ("click", 10), ("forged", 14), ("encoded", 6),
             ("replay", 8), ("oversize", 1), ("chunked", 3), ("raw_http", 1), ("verification", 2),
+            ("mention", 2), ("dm", 2),
         ]  # fmt: skip
         kind = self.rng.choices([k for k, _ in kinds], [w for _, w in kinds])[0]
         return getattr(self, f"_{kind}")()
@@ -174,6 +217,22 @@ class Corpus:
         if self.rng.random() < 0.15:
             body = self.mutated(body)
         request = self._sign(Request("event", json.dumps(body).encode(), {"Content-Type": JSON_TYPE}))
+        if self.rng.random() < 0.2:
+            self.replayable.append(request)
+        return request
+
+    def _mention(self) -> Request:
+        event = self.mention_of(f"FUZZ-{self.n} start something")
+        body = self.envelope(self.mutated(event, keep=("ts", "channel")) if self.rng.random() < 0.5 else event)
+        request = self._sign(Request("mention", json.dumps(body).encode(), {"Content-Type": JSON_TYPE}))
+        if self.rng.random() < 0.3:
+            self.replayable.append(request)
+        return request
+
+    def _dm(self) -> Request:
+        event = self.dm_of(f"FUZZ-{self.n} in a DM")
+        body = self.envelope(self.mutated(event) if self.rng.random() < 0.5 else event)
+        request = self._sign(Request("dm", json.dumps(body).encode(), {"Content-Type": JSON_TYPE}))
         if self.rng.random() < 0.2:
             self.replayable.append(request)
         return request
@@ -208,7 +267,17 @@ class Corpus:
         return request  # how == 6: no signature at all
 
     def _forged(self) -> Request:
-        if self.rng.random() < 0.3:
+        pick = self.rng.random()
+        if pick < 0.15:
+            event = self.mention_of(f"FORGED-{self.n} start a run")
+            event.update(type="app_mention", user="UHUMAN", channel=self.start_channel)
+            event["ts"] = self.rng.choice(self.mention_slots)
+            return self.forged(json.dumps(self.envelope(event)).encode())
+        if pick < 0.25:
+            event = self.dm_of(f"FORGED-{self.n} in a DM")
+            event.update(user="U0CREATOR", thread_ts=self.rng.choice(self.dm_threads)[1])
+            return self.forged(json.dumps(self.envelope(event)).encode())
+        if pick < 0.45:
             channel, root_ts, run_id = self.rng.choice(self.threads)
             payload = {"type": "block_actions", "trigger_id": f"trig{self.n}", "user": {"id": "UHUMAN"},
                        "container": {"channel_id": channel, "message_ts": root_ts},
@@ -268,15 +337,37 @@ class Corpus:
         channel, root_ts, ts, text = reply
         event = {"type": "message", "channel": channel, "channel_type": "channel", "user": "UHUMAN",
                  "text": text, "ts": ts, "thread_ts": root_ts, "event_ts": ts}  # fmt: skip
-        body = {"type": "event_callback", "event_id": f"EvREAL{index}", "team_id": "T0FAKE", "event": event}
+        return self._real(event, f"EvREAL{index}")
+
+    def real_mention(self, mention: list[str], index: int) -> Request:
+        channel, ts, text = mention
+        event = {"type": "app_mention", "channel": channel, "user": "UHUMAN", "text": text, "ts": ts, "event_ts": ts}
+        return self._real(event, f"EvREALMENTION{index}")
+
+    def real_dm(self, reply: list[str], index: int) -> Request:
+        channel, status_ts, ts, text = reply
+        event = {"type": "message", "channel": channel, "channel_type": "im", "user": "U0CREATOR",
+                 "text": text, "ts": ts, "thread_ts": status_ts, "event_ts": ts}  # fmt: skip
+        return self._real(event, f"EvREALDM{index}")
+
+    def _real(self, event: dict[str, Any], event_id: str) -> Request:
+        body = {"type": "event_callback", "event_id": event_id, "team_id": "T0FAKE", "event": event}
         request = self._sign(Request("real", json.dumps(body).encode(), {"Content-Type": JSON_TYPE}))
         self.replayable.append(request)
-        if self.rng.random() < 0.3:  # the same message as app_mention: another event id, one message
-            mention = {**body, "event_id": f"EvREALM{index}", "event": {**event, "type": "app_mention"}}
+        if self.rng.random() < 0.3:  # the same message as its other event type: another event id, one message
+            twin = "message" if event["type"] == "app_mention" else "app_mention"
+            other = {**body, "event_id": f"{event_id}twin", "event": {**event, "type": twin}}
             self.replayable.append(
-                self._sign(Request("replay", json.dumps(mention).encode(), {"Content-Type": JSON_TYPE}))
+                self._sign(Request("replay", json.dumps(other).encode(), {"Content-Type": JSON_TYPE}))
             )
         return request
+
+    def genuine(self, kind: str, item: list[str], index: int) -> Request:
+        if kind == "mention":
+            return self.real_mention(item, index)
+        if kind == "dm":
+            return self.real_dm(item, index)
+        return self.real(item, index)
 
 
 async def _chunks(body: bytes) -> AsyncIterator[bytes]:
@@ -314,8 +405,12 @@ async def send_raw(url: str, raw: bytes) -> str:
 
 async def run(spec: dict[str, Any]) -> dict[str, Any]:
     corpus = Corpus(spec)
-    count, replies = int(spec["count"]), spec["replies"]
-    real_at = {int(count * (i + 0.5) / max(len(replies), 1)): i for i in range(len(replies))}
+    count = int(spec["count"])
+    genuine = [("reply", r) for r in spec["replies"]]
+    genuine += [("mention", m) for m in spec.get("real_mentions", [])]
+    genuine += [("dm", d) for d in spec.get("dm_replies", [])]
+    random.Random(spec["seed"]).shuffle(genuine)
+    real_at = {int(count * (i + 0.5) / max(len(genuine), 1)): i for i in range(len(genuine))}
     results: dict[str, Counter[str]] = {}
     server_errors: list[dict[str, Any]] = []
     queue: asyncio.Queue[Request | None] = asyncio.Queue(maxsize=4 * int(spec["concurrency"]))
@@ -334,7 +429,7 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
         workers = [asyncio.create_task(worker(session)) for _ in range(int(spec["concurrency"]))]
         for n in range(count):
             index = real_at.get(n)
-            await queue.put(corpus.real(replies[index], index) if index is not None else corpus.request())
+            await queue.put(corpus.request() if index is None else corpus.genuine(*genuine[index], index))
         for _ in workers:
             await queue.put(None)
         await asyncio.gather(*workers)

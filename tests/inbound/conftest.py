@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.inbound import Inbound, WorkerSettings, build_inbound
 from bridge.metrics import Metrics
+from bridge.notifiers.slack import SlackContext
 from bridge.sim import Simulator
 from bridge.web import SERVER_OPTIONS, build_web_app
 from tests.fakes.slack_api import FakeSlack
@@ -64,11 +65,22 @@ async def make_harness(
     aiohttp_client: Any,
 ) -> AsyncIterator[HarnessFactory]:
     started: list[Inbound] = []
+    contexts: list[SlackContext] = []
 
-    async def make(worker: WorkerSettings = FAST, start: bool = False, **slack_settings: Any) -> Harness:
+    async def make(
+        worker: WorkerSettings = FAST,
+        start: bool = False,
+        slack_start: dict[str, Any] | None = None,
+        **slack_settings: Any,
+    ) -> Harness:
+        """``start``: run the inbox worker; ``slack_start``: the ``slack.start`` settings (mentions start runs)."""
+        if slack_start is not None:
+            slack_settings["start"] = slack_start
         metrics = Metrics()
-        settings = make_settings(tmp_path, **slack_settings)
-        inbound = build_inbound(settings, engine, oz, slack, metrics, worker_settings=worker)
+        settings = make_settings(tmp_path, api_url=fake.api_url, **slack_settings)
+        context = SlackContext(settings.slack, engine, metrics, oz)
+        contexts.append(context)
+        inbound = build_inbound(settings, engine, oz, context, metrics, worker_settings=worker)
         app = build_web_app(always_ready, no_metrics, extra_routes=inbound.routes())
         server = TestServer(app)
         await server.start_server(**SERVER_OPTIONS)  # as oz-bridge run serves it: bodies as received
@@ -81,6 +93,8 @@ async def make_harness(
     yield make
     for inbound in started:
         await inbound.stop()
+    for context in contexts:
+        await context.close()
 
 
 @pytest.fixture

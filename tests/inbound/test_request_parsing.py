@@ -57,6 +57,14 @@ def test_a_message_event_keeps_only_the_fields_the_bridge_reads() -> None:
     assert request == SlackMessage("Ev1", "message", None, "C1", None, "U1", "2.000200", "1.000100", "hi", False)
 
 
+def test_files_attached_to_a_message_are_kept_by_id_only() -> None:
+    files = [{"id": f"F{n}", "url_private": "https://evil.example/steal", "mimetype": "image/png"} for n in range(12)]
+    request = parse_http(event({**REPLY, "files": files}), JSON)
+    assert isinstance(request, SlackMessage)
+    assert request.file_ids == tuple(f"F{n}" for n in range(10))  # what a URL in the request says is never read
+    assert SlackMessage.from_json(request.to_json()) == request
+
+
 def test_url_verification_needs_a_challenge_string() -> None:
     assert parse_http(b'{"type": "url_verification", "challenge": "abc"}', JSON) == UrlVerification("abc")
     assert isinstance(parse_http(b'{"type": "url_verification"}', JSON), UnusableRequest)
@@ -85,6 +93,8 @@ def test_bodies_that_are_not_json_objects_are_malformed(body: bytes) -> None:
         (event({**REPLY, "text": ["hi"]}), "event.text is a list"),
         (event({**REPLY, "channel": "C1 OR 1=1"}), "event.channel is not a Slack id"),
         (event({**REPLY, "channel": "C" * 200}), "event.channel is not a Slack id"),
+        (event({**REPLY, "files": "F1"}), "event.files is not a list of objects"),
+        (event({**REPLY, "files": [{"id": ["F1"]}]}), "event.files[0].id is a list"),
         (event(REPLY, event_id=["Ev1"]), "event_id is a list"),
         (event(REPLY, event_id="Ev\u00e91"), "event_id is not a Slack id"),
     ],

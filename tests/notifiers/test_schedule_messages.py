@@ -22,7 +22,7 @@ from bridge.notifiers.slack import SlackContext
 from bridge.notifiers.slack_digest import digest_message
 from bridge.notifiers.slack_messages import is_broadcast, thread_reply
 from bridge.settings import SlackSettings, SlackTarget
-from bridge.store import slack_threads
+from bridge.store import slack_placements, slack_threads
 from tests.fakes.slack_api import FakeSlack
 from tests.notifiers.test_slack_messages import assert_within_limits
 
@@ -190,3 +190,41 @@ async def test_a_digest_is_one_channel_message_not_a_run_root(
     assert "thread_ts" not in message
     async with engine.connect() as conn:
         assert await slack_threads.get(conn, event.run_id, CHANNEL) is None
+
+
+async def test_a_reminder_names_a_creator_known_only_by_email_and_asks_slack_once(
+    fake: FakeSlack, context: SlackContext
+) -> None:
+    fake.add_user("U0ADA0001", "ada@example.com", name="ada")
+    slack = context.notifier_for(SlackTarget(type="slack", channel=CHANNEL))
+    creator = {"email": "ada@example.com", "display_name": "Ada", "uid": "u-ada", "type": "user"}
+    for at in ("2026-01-01T10:30:00Z", "2026-01-01T11:00:00Z"):
+        assert (await slack.send(time_event("run.still_blocked", at, creator=creator))).status == "done"
+    _, replies = threads(fake)
+    assert ["<@U0ADA0001> the agent is waiting for your answer." in r["text"] for r in replies] == [True, True]
+    assert len(fake.calls_to("users.lookupByEmail")) == 1  # the cache the DM target keeps
+
+
+async def test_a_reminder_for_a_creator_slack_does_not_know_names_nobody(
+    fake: FakeSlack, context: SlackContext
+) -> None:
+    slack = context.notifier_for(SlackTarget(type="slack", channel=CHANNEL))
+    fake.fail_next("users.lookupByEmail", "internal_error", status=500, count=10)
+    creator = {"email": "ghost@example.com", "type": "user"}
+    assert (await slack.send(time_event("run.still_blocked", creator=creator))).status == "done"
+    _, [reply] = threads(fake)
+    assert "<@" not in reply["text"]
+
+
+async def test_a_reminder_in_a_muted_thread_is_not_posted(
+    fake: FakeSlack, context: SlackContext, engine: AsyncEngine
+) -> None:
+    slack = context.notifier_for(SlackTarget(type="slack", channel=CHANNEL))
+    blocked = Event("e-blocked", "run.blocked", RUN_ID, "2026-01-01T09:00:01Z", run(status_message=STATUS))
+    assert (await slack.send(blocked)).status == "done"
+    async with engine.begin() as conn:
+        await slack_placements.mute(conn, RUN_ID, CHANNEL, None)
+    outcome = await slack.send(REMINDER)
+    assert outcome.status == "done" and "muted" in outcome.detail
+    [_root], replies = threads(fake)
+    assert replies == []

@@ -23,7 +23,7 @@ from bridge.settings import OzSettings, SlackSettings, SlackTarget
 from bridge.sim import Simulator
 from bridge.sim.artifact_api import add_plan, add_screenshot
 from bridge.store import runs as run_store
-from bridge.store import slack_placements
+from bridge.store import slack_placements, slack_plans
 from bridge.store.slack_placements import CREATOR_PLACE, THREAD_PLACE
 from tests.fakes.slack_api import FakeSlack
 
@@ -198,9 +198,8 @@ async def test_children_separate_get_their_own_root(fake: FakeSlack, engine: Asy
     assert len(tops(fake, CHANNEL)) == 2
 
 
-async def test_children_of_a_started_run_are_guests_in_its_thread(
-    fake: FakeSlack, context: SlackContext, engine: AsyncEngine
-) -> None:
+async def parent_and_kid_in_a_started_thread(fake: FakeSlack, context: SlackContext, engine: AsyncEngine) -> str:
+    """A run started from Slack ("parent") and its child ("kid"), both told in its thread; the thread's ts."""
     ts = await started_thread(fake)
     thread = context.thread_notifier()
     parent = run_of("parent", "INPROGRESS", 1, metadata=slack_meta(ts))
@@ -209,6 +208,13 @@ async def test_children_of_a_started_run_are_guests_in_its_thread(
     await thread.send(
         event("run.started", run_of("kid", "INPROGRESS", 2, metadata=slack_meta(ts), parent_run_id="parent"))
     )
+    return ts
+
+
+async def test_children_of_a_started_run_are_guests_in_its_thread(
+    fake: FakeSlack, context: SlackContext, engine: AsyncEngine
+) -> None:
+    ts = await parent_and_kid_in_a_started_thread(fake, context, engine)
     async with engine.connect() as conn:
         owner = await slack_placements.thread_owner(conn, START, ts)
         kid = await slack_placements.load(conn, "kid", THREAD_PLACE)
@@ -216,6 +222,36 @@ async def test_children_of_a_started_run_are_guests_in_its_thread(
     assert kid is not None and not kid.owns_thread and kid.thread_ts == ts
     parent_status = fake.message(START, owner.status_ts or "")
     assert parent_status is not None and "Sub-runs: 1 🏃" in str(parent_status["blocks"])
+
+
+async def test_muting_the_parents_thread_silences_its_guests_too(
+    fake: FakeSlack, context: SlackContext, engine: AsyncEngine
+) -> None:
+    ts = await parent_and_kid_in_a_started_thread(fake, context, engine)
+    kid = dict(metadata=slack_meta(ts), parent_run_id="parent")
+    async with engine.begin() as conn:
+        await slack_placements.mute(conn, "parent", THREAD_PLACE, None)
+    before = len(in_thread(fake, START, ts))
+    outcome = await context.thread_notifier().send(event("run.succeeded", run_of("kid", "SUCCEEDED", 3, **kid)))
+    assert outcome.status == "done" and "muted" in outcome.detail
+    assert len(in_thread(fake, START, ts)) == before  # the kid's status message moved, no reply
+    async with engine.connect() as conn:
+        kid_placement = await slack_placements.load(conn, "kid", THREAD_PLACE)
+    assert kid_placement is not None
+    assert "Succeeded" in str(fake.message(START, kid_placement.status_ts or ""))
+
+
+async def test_a_run_started_in_a_routed_channel_gets_no_second_root_there(
+    fake: FakeSlack, context: SlackContext
+) -> None:
+    ts = await started_thread(fake)
+    run = run_of("run-1", "QUEUED", 1, metadata=slack_meta(ts))
+    await context.thread_notifier().send(event("run.queued", run))
+    outcome = await context.notifier_for(SlackTarget(type="slack", channel=START)).send(event("run.queued", run))
+    assert outcome.status == "done" and "own Slack thread" in outcome.detail
+    other = await context.notifier_for(SlackTarget(type="slack", channel=CHANNEL)).send(event("run.queued", run))
+    assert other.status == "done" and len(tops(fake, CHANNEL)) == 1  # another channel: its root as usual
+    assert [m["ts"] for m in tops(fake, START)] == [ts]
 
 
 # ---- buttons and mute ------------------------------------------------------------------------------------
@@ -304,7 +340,7 @@ async def test_a_plan_is_posted_in_the_thread_with_an_approve_button(
     assert APPROVE_PLAN_ACTION_ID in blocks and "Fix checkout" in posted["text"]
     # The Approve plan click names this message; the store says whose plan it is.
     async with engine.connect() as conn:
-        known = await slack_placements.plan_by_message(conn, CHANNEL, posted["ts"])
+        known = await slack_plans.plan_by_message(conn, CHANNEL, posted["ts"])
     assert known is not None and (known.run_id, known.place) == (rid, CHANNEL)
     assert known.artifact_uid == plan["data"]["artifact_uid"]
 

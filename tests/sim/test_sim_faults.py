@@ -109,6 +109,14 @@ async def test_latency_fault_trips_client_timeout(sim: Simulator, make_client: A
     assert time.monotonic() - started < 0.5
 
 
+async def test_a_held_answer_comes_after_the_effect(sim: Simulator, make_client: Any) -> None:
+    sim.inject_fault(hold=0.6, path="/agent/runs", method="POST")
+    impatient = make_client(timeout=0.2)
+    with pytest.raises(oz_agent_sdk.APITimeoutError):
+        await impatient.agent.run(prompt="do it")
+    assert len(sim.run_creation.records) == 1  # created, though the caller never heard so
+
+
 async def test_latency_then_status(sim: Simulator, client: AsyncOzAPI) -> None:
     sim.inject_fault(502, latency=0.2)
     started = time.monotonic()
@@ -127,3 +135,5 @@ def test_fault_validation() -> None:
         sim.inject_fault(500, count=0)
     with pytest.raises(ValueError):
         sim.inject_fault(malformed="sideways")
+    with pytest.raises(ValueError):
+        sim.inject_fault(503, hold=1)
