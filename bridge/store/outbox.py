@@ -25,9 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from bridge.events import Event, JSONDict
+from bridge.logs import get_logger
 from bridge.store import queue_heads, run_bodies
 from bridge.store.run_bodies import BodyCache
 from bridge.store.tables import outbox
+
+log = get_logger(__name__)
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 # PostgreSQL NOTIFY channel: every replica's worker listens, so new work wakes them all.
@@ -176,7 +179,28 @@ def claim(
     live = [r for r in records if r.status == PENDING]
     cache = bodies or BodyCache()
     found = cache.get_many(conn, {r.body_id for r in live if r.body_id is not None})
-    return [_row(r, found.get(r.body_id) if r.body_id is not None else None) for r in live]
+    bodiless = [r for r in live if r.body_id is not None and r.body_id not in found]
+    if bodiless:  # never sent with ``run: null``: kept as a dead letter that names what is wrong
+        _bury_bodiless(conn, holder, bodiless)
+    buried = {r.id for r in bodiless}
+    return [_row(r, found.get(r.body_id) if r.body_id is not None else None) for r in live if r.id not in buried]
+
+
+def _bury_bodiless(conn: Connection, holder: str, records: Sequence[Any]) -> None:
+    for record in records:
+        log.error(
+            "outbox row lost its run body; dead-lettered",
+            run_id=record.run_id,
+            event_id=record.event_id,
+            target=record.target,
+            body_id=record.body_id,
+        )
+    conn.execute(
+        update(outbox)
+        .where(outbox.c.id.in_([r.id for r in records]))
+        .values(status=DEAD, last_error="the run body this event was detected on is missing", delivered_at=None)
+    )
+    queue_heads.advance(conn, holder, [r.id for r in records])
 
 
 def settle(conn: Connection, holder: str, settlements: Sequence[Settlement], now: datetime) -> set[int]:

@@ -62,17 +62,24 @@ class BodyCache:
         self._entries: OrderedDict[int, tuple[JSONDict, int]] = OrderedDict()
 
     def get_many(self, conn: Connection, ids: Collection[int]) -> Mapping[int, JSONDict]:
-        missing = [i for i in set(ids) if i not in self._entries]
-        if missing:
-            rows = conn.execute(select(run_bodies.c.id, run_bodies.c.body).where(run_bodies.c.id.in_(missing)))
-            for row in rows:
-                self._put(row.id, json.loads(row.body), len(row.body))
+        """The stored bodies of ``ids`` (an id whose body is gone is absent from the result).
+
+        Cached entries are taken before any body is read: reading puts entries in, which
+        may evict the least recently used ones, and an entry evicted by its own lookup
+        must still be returned.
+        """
         found: dict[int, JSONDict] = {}
-        for body_id in ids:
+        for body_id in set(ids):
             entry = self._entries.get(body_id)
             if entry is not None:
                 self._entries.move_to_end(body_id)
                 found[body_id] = entry[0]
+        missing = [body_id for body_id in set(ids) if body_id not in found]
+        if missing:
+            rows = conn.execute(select(run_bodies.c.id, run_bodies.c.body).where(run_bodies.c.id.in_(missing)))
+            for row in rows:
+                found[row.id] = json.loads(row.body)
+                self._put(row.id, found[row.id], len(row.body))
         return found
 
     def _put(self, body_id: int, body: JSONDict, size: int) -> None:

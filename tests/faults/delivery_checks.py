@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from bridge.diff import parse_time
 from bridge.sim import Simulator
 
 STATE_ORDER = {"run.created": 0, "run.queued": 1, "run.started": 2, "run.succeeded": 3}
@@ -35,9 +36,11 @@ def out_of_order(accepted: list[dict[str, Any]]) -> list[str]:
     for body in accepted:
         rid, kind, url = told(body)
         rank = STATE_ORDER.get(kind, len(STATE_ORDER))
-        key = (body.get("artifact") or {}).get("created_at", "") if kind.startswith("artifact.") else ""
+        # By instant, not by text: the API trims trailing zeros (".869Z" is before ".869298Z").
+        created = (body.get("artifact") or {}).get("created_at") if kind.startswith("artifact.") else None
+        key = parse_time(created).isoformat(timespec="microseconds") if created else ""
         by_run.setdefault(rid, []).append((rank, f"{key}|{url}"))
-    return [rid for rid, seq in by_run.items() if seq != sorted(seq)]
+    return [f"{rid}: {seq}" for rid, seq in by_run.items() if seq != sorted(seq)]
 
 
 def duplicates(accepted: list[dict[str, Any]]) -> int:

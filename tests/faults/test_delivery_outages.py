@@ -63,9 +63,10 @@ async def test_a_target_down_for_a_while_gets_everything_in_order_once_back(
     try:
         receiver.script = [503] * 1_000_000
         await asyncio.sleep(outage / 2)
-        receiver.script = []
+        # Still answering 503 until the port closes: a send arriving while it closes is refused too.
         await refuse_connections(receiver, outage / 2)
         assert len(receiver.accepted) == 0
+        receiver.script = []
         await asyncio.sleep(1)
     finally:
         changes.cancel()

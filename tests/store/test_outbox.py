@@ -244,3 +244,18 @@ async def test_run_body_ids_are_never_reused_so_a_cached_body_is_never_another_r
         await outbox.enqueue(conn, [(second, "t")], now)
         [again] = await conn.run_sync(outbox.claim, "w", "t", now, 1, TTL, cache)
     assert again.run == second.run
+
+
+async def test_a_row_whose_run_body_is_gone_is_dead_lettered_never_sent_without_its_run(engine: AsyncEngine) -> None:
+    now = datetime.now(UTC)
+    [first, second] = diff_run(None, make_run("a"), START, NOW)[:2]
+    async with engine.begin() as conn:
+        await outbox.enqueue(conn, [(first, "t"), (second, "u")], now)
+        await conn.execute(run_bodies.delete())
+        claimed = await claim(conn, "w", now) + await claim(conn, "w", now, target="u")
+        dead = await outbox.dead_letters(conn)
+        heads_left = (await conn.execute(select(func.count()).select_from(outbox_heads))).scalar_one()
+    assert claimed == []
+    assert sorted((d.target, d.event_id) for d in dead) == [("t", first.id), ("u", second.id)]
+    assert all("run body" in (d.last_error or "") for d in dead)
+    assert heads_left == 0
