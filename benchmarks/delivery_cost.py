@@ -89,14 +89,18 @@ async def prefill(url: str, runs: int) -> None:
     await engine.dispose()
 
 
-async def claim_cycles(url: str, backlog: int, cycles: int) -> dict[str, float]:
-    """Median seconds of one claim cycle with ``backlog`` pending rows (rolled back each time)."""
+async def claim_cycles(url: str, backlog: int, cycles: int, fill: bool = True) -> dict[str, float]:
+    """Median milliseconds of one claim cycle with ``backlog`` pending rows (rolled back each time).
+
+    ``fill=False``: the database already holds the backlog (it is left as it was found).
+    """
     from datetime import UTC, datetime, timedelta
 
     from bridge.store import outbox
     from bridge.store.engine import create_engine
 
-    await prefill(url, backlog // 5)
+    if fill:
+        await prefill(url, backlog // 5)
     engine = create_engine(url)
     times = []
     for _ in range(cycles):
@@ -124,6 +128,7 @@ async def claim_cycles(url: str, backlog: int, cycles: int) -> dict[str, float]:
                 rows = claimed.args[0]
             times.append(time.perf_counter() - began)
         assert len(rows) == 16
+    await engine.dispose()
     return {"claim_ms": 1000 * statistics.median(times)}
 
 
@@ -201,8 +206,15 @@ async def receiver() -> None:
 def child(kind: str, args: dict[str, Any]) -> None:
     if kind == "prefill":
         asyncio.run(prefill(args["url"], args["runs"]))
+    elif kind == "prefills":  # several databases from one process: the suite's templates
+        for url, runs in args["cases"]:
+            asyncio.run(prefill(url, runs))
     elif kind == "claim":
-        print(json.dumps(asyncio.run(claim_cycles(args["url"], args["backlog"], args["cycles"]))))
+        print(json.dumps(asyncio.run(claim_cycles(args["url"], args["backlog"], args["cycles"], args.get("fill", True)))))
+    elif kind == "claims":  # several pre-filled databases, one process: {backlog: claim ms}
+        figures = {str(backlog): asyncio.run(claim_cycles(url, backlog, args["cycles"], fill=False))["claim_ms"]
+                   for url, backlog in args["cases"]}  # fmt: skip
+        print(json.dumps(figures))
     elif kind == "logs":
         print(json.dumps(log_cost()))
     elif kind == "ceiling":
@@ -215,10 +227,12 @@ def child(kind: str, args: dict[str, Any]) -> None:
 
 
 class Trees:
-    """Where each code version lives: this tree, and a git archive of the baseline ref."""
+    """Where each code version lives: this tree, and a git archive of the baseline ref (if any)."""
 
-    def __init__(self, baseline: str, workdir: Path) -> None:
+    def __init__(self, baseline: str | None, workdir: Path) -> None:
         self.paths = {"new": HERE}
+        if baseline is None:  # the suite compares against outside baselines, not older code
+            return
         old = workdir / "baseline"
         old.mkdir()
         archive = subprocess.run(["git", "-C", str(HERE), "archive", baseline], capture_output=True, check=True)
@@ -247,6 +261,27 @@ async def new_database(kind: str, workdir: Path) -> str:
     name = f"ozb_bench_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(PG_ADMIN)
     await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def clone_database(url: str, workdir: Path) -> str:
+    """A copy of a pre-filled database (SQLite: the file; PostgreSQL: ``CREATE DATABASE … TEMPLATE``)."""
+    if url.startswith("sqlite"):
+        import shutil
+
+        source = Path(url.removeprefix("sqlite:///"))
+        copy = workdir / f"bench-{uuid.uuid4().hex[:8]}.db"
+        shutil.copyfile(source, copy)
+        wal = source.with_name(source.name + "-wal")  # only there if the last close did not checkpoint
+        if wal.exists():
+            shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
+        return f"sqlite:///{copy}"
+    import asyncpg
+
+    name = f"ozb_bench_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(PG_ADMIN)
+    await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{url.rsplit("/", 1)[1]}"')
     await admin.close()
     return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
 
@@ -350,10 +385,12 @@ def profile_shares(path: Path) -> dict[str, float]:
 
 def drain(
     trees: Trees, services: Services, code: str, database: str, runs: int, workdir: Path,
-    replicas: int = 1, profile: bool = False,
+    replicas: int = 1, profile: bool = False, url: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    url = asyncio.run(new_database(database, workdir))
-    run_child(trees, code, "prefill", url=url, runs=runs)
+    """``url``: a database already holding the outbox (a clone of the suite's template); else a fresh one."""
+    if url is None:
+        url = asyncio.run(new_database(database, workdir))
+        run_child(trees, code, "prefill", url=url, runs=runs)
     services.reset()
     config = bridge_config(workdir, services.receiver)
     env = trees.env(code, WARP_API_KEY=API_KEY, OZ_API_BASE_URL=f"{services.sim}/api/v1",
