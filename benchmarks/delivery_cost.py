@@ -119,7 +119,7 @@ async def claim_cycles(url: str, backlog: int, cycles: int, fill: bool = True) -
             class Claimed(Exception):
                 pass
 
-            def work(conn: Any) -> None:
+            def work(conn: Any, now: datetime = now) -> None:  # run_transaction calls it at once
                 raise Claimed(outbox.claim(conn, "bench", TARGET, now, 16, timedelta(seconds=10)))
 
             try:
@@ -210,7 +210,8 @@ def child(kind: str, args: dict[str, Any]) -> None:
         for url, runs in args["cases"]:
             asyncio.run(prefill(url, runs))
     elif kind == "claim":
-        print(json.dumps(asyncio.run(claim_cycles(args["url"], args["backlog"], args["cycles"], args.get("fill", True)))))
+        figures = asyncio.run(claim_cycles(args["url"], args["backlog"], args["cycles"], args.get("fill", True)))
+        print(json.dumps(figures))
     elif kind == "claims":  # several pre-filled databases, one process: {backlog: claim ms}
         figures = {str(backlog): asyncio.run(claim_cycles(url, backlog, args["cycles"], fill=False))["claim_ms"]
                    for url, backlog in args["cases"]}  # fmt: skip
@@ -556,8 +557,9 @@ def run_all(
                 row["profiles"] = {code: rs[0].get("profile") for code, rs in results.items()}
                 row["rss"] = {code: rs[0]["rss"] for code, rs in results.items()}
                 report[f"drain {database} {runs}"] = row
+                share = row["new"] / report[f"ceiling {runs}"]
                 say(f"drain {database} {runs} runs: {row['old']:.0f} → {row['new']:.0f} events/s "
-                    f"({ratio(row['new'], row['old'])}; {row['new'] / report[f'ceiling {runs}']:.0%} of the ceiling)")  # fmt: skip
+                    f"({ratio(row['new'], row['old'])}; {share:.0%} of the ceiling)")  # fmt: skip
     if "replicas" in only:
         runs = sizes[0] if quick else 2_000
         for count in (1, 2, 3):
