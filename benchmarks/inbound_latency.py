@@ -79,7 +79,10 @@ def _bodies(spec: dict[str, Any]) -> list[tuple[bytes, dict[str, str]]]:
 
 def _percentiles(latencies: list[float]) -> dict[str, float]:
     ordered = sorted(latencies)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
+
+    def pick(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
     return {"p50_ms": pick(0.50), "p99_ms": pick(0.99), "max_ms": ordered[-1] * 1000}
 
 
@@ -319,7 +322,7 @@ async def orchestrate(args: argparse.Namespace) -> None:
 
 
 def _median(runs: list[dict[str, Any]], phase: str, key: str) -> float:
-    return statistics.median(run[phase][key] for run in runs)
+    return float(statistics.median(run[phase][key] for run in runs))
 
 
 def print_table(results: dict[tuple[str, str], list[dict[str, Any]]], args: argparse.Namespace) -> None:

@@ -131,12 +131,14 @@ class CountingSim:
 
 async def naive_poller(base_url: str, interval: float) -> None:
     """Every tick: list what was created since the last tick, then retrieve every run still in flight."""
-    from oz_agent_sdk import AsyncOzAPI, DefaultAioHttpClient
+    from datetime import datetime
+
+    from oz_agent_sdk import AsyncOzAPI, DefaultAioHttpClient, omit
 
     terminal = {"SUCCEEDED", "FAILED", "ERROR", "CANCELLED"}
     client = AsyncOzAPI(api_key=API_KEY, base_url=base_url, http_client=DefaultAioHttpClient(), max_retries=0)
     in_flight: set[str] = set()
-    since: str | None = None
+    since: datetime | None = None
     gate = asyncio.Semaphore(16)
 
     async def retrieve(run_id: str) -> None:
@@ -148,9 +150,9 @@ async def naive_poller(base_url: str, interval: float) -> None:
     while True:
         began = time.monotonic()
         known = list(in_flight)
-        query: dict[str, Any] = {"sort_by": "created_at", "sort_order": "asc", "limit": 100}
-        async for run in client.agent.runs.list(**query, **({"created_after": since} if since else {})):
-            since = run.created_at.isoformat() if not isinstance(run.created_at, str) else run.created_at
+        after = since if since is not None else omit
+        async for run in client.agent.runs.list(sort_by="created_at", sort_order="asc", limit=100, created_after=after):
+            since = run.created_at
             if run.state not in terminal:
                 in_flight.add(run.run_id)
         await asyncio.gather(*(retrieve(run_id) for run_id in known))
@@ -199,7 +201,10 @@ async def traffic(interval: float, burst: int, idle_ticks: int = 2) -> dict[str,
     figures: dict[str, dict[str, float]] = {}
     for who in ("bridge", "naive"):
         ticks = max(1.0, idle_to[who]["ticks"] - idle_from[who]["ticks"])
-        delta = lambda a, b, key, who=who: b[who][key] - a[who][key]  # noqa: E731
+
+        def delta(a: dict[str, dict[str, float]], b: dict[str, dict[str, float]], key: str, who: str = who) -> float:
+            return b[who][key] - a[who][key]
+
         figures[who] = {
             "idle_requests_per_tick": delta(idle_from, idle_to, "requests") / ticks,
             "idle_bytes_per_tick": delta(idle_from, idle_to, "bytes") / ticks,

@@ -44,6 +44,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from benchmarks import ack_latency, delivery_cost, inbound_latency, poll_cost, poll_traffic
 from benchmarks.inbound_latency import Load
@@ -259,7 +260,7 @@ class Claim(Measure):
         return [
             Row(f"claim {kind} {backlog}", f"one claim cycle, {label}, {backlog:,} pending rows",
                 f"the same with {first:,} pending", "ms", "≤ 1.5x: independent of backlog",
-                lambda _v, _b, m, key=f"claim {kind} {backlog}": ratio_of(*m[key]) <= 1.5, 2)
+                lambda v, b, _m: ratio_of(v, b) <= 1.5, 2)
             for kind, label in (("sqlite", "SQLite"), ("postgresql", "PostgreSQL"))
             for backlog in self.scale.claim_backlogs[1:]
         ]  # fmt: skip
@@ -335,7 +336,7 @@ class CatchUp(Measure):
 
     def rows(self) -> list[Row]:
         return [Row("catch-up", f"catch-up CPU per run ({self.scale.catch_up_runs:,}-run burst, poller alone)",
-                    "the SDK alone paging the same runs", "ms", "≤ 3x", lambda _v, _b, m: ratio_of(*m["catch-up"]) <= 3,
+                    "the SDK alone paging the same runs", "ms", "≤ 3x", lambda v, b, _m: ratio_of(v, b) <= 3,
                     3)]  # fmt: skip
 
     async def prepare(self) -> None:
@@ -396,7 +397,7 @@ class Inbound(Measure):
             Row("inbound p99", f"POST /slack/events p99 at {load.rate:g} req/s (replies)", bare, "ms", "< 20 ms",
                 lambda v, _b, _m: v < 20.0, 2),
             Row("inbound closed", f"POST /slack/events closed loop, {load.inflight} in flight", bare, "req/s",
-                "≥ 0.50 of bare", lambda _v, _b, m: ratio_of(*m["inbound closed"]) >= 0.5, 0),
+                "≥ 0.50 of bare", lambda v, b, _m: ratio_of(v, b) >= 0.5, 0),
         ]  # fmt: skip
 
     async def prepare(self) -> None:
@@ -406,7 +407,10 @@ class Inbound(Measure):
         tag = f"{uuid.uuid4().hex[:6]}"
         bare = await inbound_latency.one_round("bare", "replies", self.sim_url, self.scale.load, tag + "b")
         ours = await inbound_latency.one_round("bridge", "replies", self.sim_url, self.scale.load, tag + "o")
-        pick = lambda got, phase, key: float(got[phase][key])  # noqa: E731
+
+        def pick(got: dict[str, Any], phase: str, key: str) -> float:
+            return float(got[phase][key])
+
         return {
             "inbound p50": (pick(ours, "fixed_rate", "p50_ms"), pick(bare, "fixed_rate", "p50_ms")),
             "inbound p99": (pick(ours, "fixed_rate", "p99_ms"), pick(bare, "fixed_rate", "p99_ms")),
