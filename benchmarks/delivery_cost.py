@@ -89,24 +89,29 @@ async def prefill(url: str, runs: int) -> None:
     await engine.dispose()
 
 
-async def claim_cycles(url: str, backlog: int, cycles: int) -> dict[str, float]:
-    """Median seconds of one claim cycle with ``backlog`` pending rows (rolled back each time)."""
+async def claim_cycles(url: str, backlog: int, cycles: int, fill: bool = True) -> dict[str, float]:
+    """Median milliseconds of one claim cycle with ``backlog`` pending rows (rolled back each time).
+
+    ``fill=False``: the database already holds the backlog (it is left as it was found).
+    """
     from datetime import UTC, datetime, timedelta
 
     from bridge.store import outbox
     from bridge.store.engine import create_engine
 
-    await prefill(url, backlog // 5)
+    if fill:
+        await prefill(url, backlog // 5)
     engine = create_engine(url)
     times = []
     for _ in range(cycles):
         began = time.perf_counter()
         now = datetime.now(UTC)
         if hasattr(outbox, "claim_due"):  # the code before queue heads
+            before: Any = outbox  # its functions are gone from this tree's outbox
             async with engine.connect() as conn:
                 transaction = await conn.begin()
-                for target in await outbox.pending_targets(conn):
-                    rows = await outbox.claim_due(conn, "bench", now, 16, timedelta(minutes=2), target=target)
+                for target in await before.pending_targets(conn):
+                    rows = await before.claim_due(conn, "bench", now, 16, timedelta(minutes=2), target=target)
                 times.append(time.perf_counter() - began)
                 await transaction.rollback()
         else:  # as the worker claims: one transaction through run_transaction, rolled back here
@@ -115,7 +120,7 @@ async def claim_cycles(url: str, backlog: int, cycles: int) -> dict[str, float]:
             class Claimed(Exception):
                 pass
 
-            def work(conn: Any) -> None:
+            def work(conn: Any, now: datetime = now) -> None:  # run_transaction calls it at once
                 raise Claimed(outbox.claim(conn, "bench", TARGET, now, 16, timedelta(seconds=10)))
 
             try:
@@ -124,6 +129,7 @@ async def claim_cycles(url: str, backlog: int, cycles: int) -> dict[str, float]:
                 rows = claimed.args[0]
             times.append(time.perf_counter() - began)
         assert len(rows) == 16
+    await engine.dispose()
     return {"claim_ms": 1000 * statistics.median(times)}
 
 
@@ -201,8 +207,16 @@ async def receiver() -> None:
 def child(kind: str, args: dict[str, Any]) -> None:
     if kind == "prefill":
         asyncio.run(prefill(args["url"], args["runs"]))
+    elif kind == "prefills":  # several databases from one process: the suite's templates
+        for url, runs in args["cases"]:
+            asyncio.run(prefill(url, runs))
     elif kind == "claim":
-        print(json.dumps(asyncio.run(claim_cycles(args["url"], args["backlog"], args["cycles"]))))
+        figures = asyncio.run(claim_cycles(args["url"], args["backlog"], args["cycles"], args.get("fill", True)))
+        print(json.dumps(figures))
+    elif kind == "claims":  # several pre-filled databases, one process: {backlog: claim ms}
+        figures = {str(backlog): asyncio.run(claim_cycles(url, backlog, args["cycles"], fill=False))["claim_ms"]
+                   for url, backlog in args["cases"]}  # fmt: skip
+        print(json.dumps(figures))
     elif kind == "logs":
         print(json.dumps(log_cost()))
     elif kind == "ceiling":
@@ -215,10 +229,12 @@ def child(kind: str, args: dict[str, Any]) -> None:
 
 
 class Trees:
-    """Where each code version lives: this tree, and a git archive of the baseline ref."""
+    """Where each code version lives: this tree, and a git archive of the baseline ref (if any)."""
 
-    def __init__(self, baseline: str, workdir: Path) -> None:
+    def __init__(self, baseline: str | None, workdir: Path) -> None:
         self.paths = {"new": HERE}
+        if baseline is None:  # the suite compares against outside baselines, not older code
+            return
         old = workdir / "baseline"
         old.mkdir()
         archive = subprocess.run(["git", "-C", str(HERE), "archive", baseline], capture_output=True, check=True)
@@ -247,6 +263,27 @@ async def new_database(kind: str, workdir: Path) -> str:
     name = f"ozb_bench_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(PG_ADMIN)
     await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def clone_database(url: str, workdir: Path) -> str:
+    """A copy of a pre-filled database (SQLite: the file; PostgreSQL: ``CREATE DATABASE … TEMPLATE``)."""
+    if url.startswith("sqlite"):
+        import shutil
+
+        source = Path(url.removeprefix("sqlite:///"))
+        copy = workdir / f"bench-{uuid.uuid4().hex[:8]}.db"
+        shutil.copyfile(source, copy)
+        wal = source.with_name(source.name + "-wal")  # only there if the last close did not checkpoint
+        if wal.exists():
+            shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
+        return f"sqlite:///{copy}"
+    import asyncpg
+
+    name = f"ozb_bench_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(PG_ADMIN)
+    await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{url.rsplit("/", 1)[1]}"')
     await admin.close()
     return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
 
@@ -350,10 +387,12 @@ def profile_shares(path: Path) -> dict[str, float]:
 
 def drain(
     trees: Trees, services: Services, code: str, database: str, runs: int, workdir: Path,
-    replicas: int = 1, profile: bool = False,
+    replicas: int = 1, profile: bool = False, url: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    url = asyncio.run(new_database(database, workdir))
-    run_child(trees, code, "prefill", url=url, runs=runs)
+    """``url``: a database already holding the outbox (a clone of the suite's template); else a fresh one."""
+    if url is None:
+        url = asyncio.run(new_database(database, workdir))
+        run_child(trees, code, "prefill", url=url, runs=runs)
     services.reset()
     config = bridge_config(workdir, services.receiver)
     env = trees.env(code, WARP_API_KEY=API_KEY, OZ_API_BASE_URL=f"{services.sim}/api/v1",
@@ -483,7 +522,10 @@ def run_all(
     trees: Trees, services: Services, workdir: Path, only: set[str], rounds: int, quick: bool, profile: bool
 ) -> dict[str, Any]:
     report: dict[str, Any] = {}
-    say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
+
+    def say(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
     if "logs" in only:
         say("logs")
         old, new = run_child(trees, "old", "logs"), run_child(trees, "new", "logs")
@@ -500,9 +542,10 @@ def run_all(
                         figures[code].append(
                             run_child(trees, code, "claim", url=url, backlog=backlog, cycles=30)["claim_ms"]
                         )
-                old, new = statistics.median(figures["old"]), statistics.median(figures["new"])
-                report[f"claim {database} {backlog}"] = {"old_ms": old, "new_ms": new}
-                say(f"claim {database} {backlog:>6} pending: {old:7.2f} ms → {new:6.2f} ms ({ratio(new, old)})")
+                old_ms, new_ms = statistics.median(figures["old"]), statistics.median(figures["new"])
+                report[f"claim {database} {backlog}"] = {"old_ms": old_ms, "new_ms": new_ms}
+                say(f"claim {database} {backlog:>6} pending: {old_ms:7.2f} ms → {new_ms:6.2f} ms "
+                    f"({ratio(new_ms, old_ms)})")  # fmt: skip
     sizes = (200, 1_000) if quick else (1_000, 10_000)
     if "drain" in only:
         for runs in sizes:
@@ -519,8 +562,9 @@ def run_all(
                 row["profiles"] = {code: rs[0].get("profile") for code, rs in results.items()}
                 row["rss"] = {code: rs[0]["rss"] for code, rs in results.items()}
                 report[f"drain {database} {runs}"] = row
+                share = row["new"] / report[f"ceiling {runs}"]
                 say(f"drain {database} {runs} runs: {row['old']:.0f} → {row['new']:.0f} events/s "
-                    f"({ratio(row['new'], row['old'])}; {row['new'] / report[f'ceiling {runs}']:.0%} of the ceiling)")  # fmt: skip
+                    f"({ratio(row['new'], row['old'])}; {share:.0%} of the ceiling)")  # fmt: skip
     if "replicas" in only:
         runs = sizes[0] if quick else 2_000
         for count in (1, 2, 3):

@@ -79,7 +79,10 @@ def _bodies(spec: dict[str, Any]) -> list[tuple[bytes, dict[str, str]]]:
 
 def _percentiles(latencies: list[float]) -> dict[str, float]:
     ordered = sorted(latencies)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
+
+    def pick(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
     return {"p50_ms": pick(0.50), "p99_ms": pick(0.99), "max_ms": ordered[-1] * 1000}
 
 
@@ -249,11 +252,24 @@ def events_for(mix: str, count: int, roots: list[str]) -> list[dict[str, Any]]:
     return events
 
 
-async def measure(target: Target, events: list[dict[str, Any]], args: argparse.Namespace, tag: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Load:
+    """What the load generator sends: ``rate`` per second for ``seconds``, then closed loop ``inflight``."""
+
+    rate: float = 200.0
+    seconds: float = 8.0
+    inflight: int = 16
+
+    @property
+    def requests(self) -> int:
+        return 20 + int(self.rate * self.seconds) + int(self.seconds * 6000)  # enough for any closed loop here
+
+
+async def measure(target: Target, events: list[dict[str, Any]], load: Load, tag: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as scratch:
         spec_path, out_path = Path(scratch) / "spec.json", Path(scratch) / "out.json"
-        spec = {"url": target.url, "events": events, "rate": args.rate, "seconds": args.seconds,
-                "inflight": args.inflight, "tag": tag}  # fmt: skip
+        spec = {"url": target.url, "events": events, "rate": load.rate, "seconds": load.seconds,
+                "inflight": load.inflight, "tag": tag}  # fmt: skip
         spec_path.write_text(json.dumps(spec))
         proc = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--generate", str(spec_path), str(out_path)
@@ -270,28 +286,33 @@ async def stop(target: Target) -> None:
         await asyncio.wait_for(target.proc.wait(), 30)
 
 
-async def orchestrate(args: argparse.Namespace) -> None:
+async def one_round(which: str, mix: str, sim_url: str, load: Load, tag: str) -> dict[str, Any]:
+    """One target (``bare`` or ``bridge``) on a fresh server, loaded once: the generator's figures."""
     from tests.fakes.slack_api import FakeSlack
 
+    async with FakeSlack(token=BOT_TOKEN) as slack:
+        with tempfile.TemporaryDirectory() as workdir:
+            if which == "bare":
+                target, roots = await start_bare(), []
+            else:
+                target = await start_bridge(Path(workdir), sim_url, slack.api_url)
+                roots = await bridge_threads(sim_url, slack, THREADS)
+            events = events_for(mix, load.requests, roots)
+            try:
+                return await measure(target, events, load, tag)
+            finally:
+                await stop(target)
+
+
+async def orchestrate(args: argparse.Namespace) -> None:
     sim_proc, sim_url = await start_simulator()
     results: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    count = 20 + int(args.rate * args.seconds) + int(args.seconds * 6000)  # enough for any closed loop here
+    load = Load(rate=args.rate, seconds=args.seconds, inflight=args.inflight)
     try:
         for round_no in range(args.rounds):
             for mix in args.mix:
                 for which in ("bare", "bridge"):
-                    async with FakeSlack(token=BOT_TOKEN) as slack:
-                        with tempfile.TemporaryDirectory() as workdir:
-                            if which == "bare":
-                                target, roots = await start_bare(), []
-                            else:
-                                target = await start_bridge(Path(workdir), sim_url, slack.api_url)
-                                roots = await bridge_threads(sim_url, slack, THREADS)
-                            events = events_for(mix, count, roots)
-                            try:
-                                figures = await measure(target, events, args, f"{round_no}{which}{mix}")
-                            finally:
-                                await stop(target)
+                    figures = await one_round(which, mix, sim_url, load, f"{round_no}{which}{mix}")
                     results.setdefault((mix, which), []).append(figures)
                     print(f"round {round_no + 1} {mix:8} {which:6} {json.dumps(figures)}", file=sys.stderr)
     finally:
@@ -301,7 +322,7 @@ async def orchestrate(args: argparse.Namespace) -> None:
 
 
 def _median(runs: list[dict[str, Any]], phase: str, key: str) -> float:
-    return statistics.median(run[phase][key] for run in runs)
+    return float(statistics.median(run[phase][key] for run in runs))
 
 
 def print_table(results: dict[tuple[str, str], list[dict[str, Any]]], args: argparse.Namespace) -> None:

@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -77,8 +78,12 @@ async def until(check: Callable[[], Awaitable[bool]], within: float, what: str) 
 class Bridge:
     """One ``oz-bridge run`` process from the given source tree."""
 
-    def __init__(self, tree: Path, sim_url: str, poll: dict[str, Any], routes: list[dict[str, Any]]) -> None:
+    def __init__(
+        self, tree: Path, sim_url: str, poll: dict[str, Any], routes: list[dict[str, Any]],
+        targets: dict[str, Any] | None = None,
+    ) -> None:  # fmt: skip
         self.tree, self.sim_url, self.poll, self.routes = tree, sim_url, poll, routes
+        self.targets = targets or {"sink": {"type": "console"}}
         self.port = 0
         self.proc: asyncio.subprocess.Process | None = None
         self.http = aiohttp.ClientSession()
@@ -87,7 +92,7 @@ class Bridge:
     async def start(self) -> float:
         """Spawn; returns the seconds from spawn to the first 200 on /readyz."""
         self.port = free_port()
-        config = {"poll": self.poll, "targets": {"sink": {"type": "console"}}, "routes": self.routes}
+        config = {"poll": self.poll, "targets": self.targets, "routes": self.routes}
         (self.workdir / "bridge.yaml").write_text(yaml.safe_dump(config))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OZ_", "WARP_", "SLACK_"))}
         env.update(
@@ -129,6 +134,7 @@ class Bridge:
             self.proc.terminate()
             await self.proc.wait()
         await self.http.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)  # a 100,000-run database is not small
 
 
 def free_port() -> int:

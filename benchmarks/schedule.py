@@ -73,7 +73,7 @@ async def seed(engine: AsyncEngine, size: int, blocked: int, clock: Clock) -> No
         for start in range(0, size, 5000):
             await conn.execute(insert(runs), rows[start : start + 5000])
         await run_store.init_poll_state(conn, T0 - timedelta(days=1))
-        await run_store.record_poll_success(conn, clock.now, None)
+        await run_store.record_poll_success(conn, clock.now, clock.now, None)  # swept up to now
 
 
 async def timed(job: ScheduleJob, repeat: int = 5) -> float:
@@ -92,7 +92,7 @@ async def touch(engine: AsyncEngine, clock: Clock, count: int, offset: int) -> N
             await conn.execute(
                 update(runs).where(runs.c.run_id == f"run-{n:07d}").values(updated_at=clock.now, seen_at=clock.now)
             )
-        await run_store.record_poll_success(conn, clock.now, None)
+        await run_store.record_poll_success(conn, clock.now, clock.now, None)  # swept up to now
 
 
 async def measure(url: str, size: int, changed: int) -> tuple[float, float, float]:
