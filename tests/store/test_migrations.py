@@ -25,6 +25,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bridge.store import engine as engine_module
 from bridge.store import tables
 from bridge.store.engine import MIGRATIONS, create_engine, current_revision, migrate
 from tests.pg import scratch_database
@@ -125,6 +126,22 @@ def schema_differences(sync: Connection) -> list[Any]:
 
 async def test_there_is_one_chain_from_empty_to_head() -> None:
     assert SCRIPTS.get_heads() == [HEAD], "several heads: re-chain the revisions"
+
+
+async def test_the_engine_knows_the_head_so_an_up_to_date_start_skips_alembic() -> None:
+    assert engine_module.HEAD_REVISION == HEAD, "a new migration: update HEAD_REVISION in bridge/store/engine.py"
+
+
+async def test_a_database_at_head_is_left_alone_and_one_behind_is_upgraded(empty: AsyncEngine) -> None:
+    await migrate(empty)
+    async with empty.begin() as conn:
+        await conn.execute(sa.text("CREATE TABLE canary (x INTEGER)"))
+    await migrate(empty)  # at head: nothing runs, nothing is dropped
+    async with empty.connect() as conn:
+        assert await conn.run_sync(lambda sync: sa.inspect(sync).has_table("canary"))
+    await move_to(empty, str(SCRIPTS.get_revision(HEAD).down_revision), down=True)
+    await migrate(empty)
+    assert await current_revision(empty) == HEAD
     assert REVISIONS[-1] == HEAD and SCRIPTS.get_revision(REVISIONS[0]).down_revision is None
 
 
