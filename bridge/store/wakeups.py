@@ -13,13 +13,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import asyncpg
 from sqlalchemy.engine import make_url
 
 from bridge.logs import get_logger
 from bridge.store.outbox import WAKE_CHANNEL
+
+if TYPE_CHECKING:
+    import asyncpg
 
 log = get_logger("bridge.store.wakeups")
 
@@ -40,6 +42,9 @@ class Wakeups:
         self._on_wake()
 
     async def run(self) -> None:
+        # Imported here: a bridge on SQLite never needs asyncpg (13 MiB of its resident memory).
+        import asyncpg
+
         failures = 0
         while True:
             try:
@@ -59,6 +64,8 @@ class Wakeups:
                     await connection.close(timeout=2)
 
     async def _listen(self, connection: asyncpg.Connection) -> None:
+        import asyncpg
+
         lost = asyncio.Event()
         connection.add_termination_listener(lambda _conn: lost.set())
         await connection.add_listener(self._channel, self._notified)
