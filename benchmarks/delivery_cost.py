@@ -387,9 +387,10 @@ def profile_shares(path: Path) -> dict[str, float]:
 
 def drain(
     trees: Trees, services: Services, code: str, database: str, runs: int, workdir: Path,
-    replicas: int = 1, profile: bool = False, url: str | None = None,
+    replicas: int = 1, profile: bool = False, url: str | None = None, events: int | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """``url``: a database already holding the outbox (a clone of the suite's template); else a fresh one."""
+    """``url``: a database already holding the outbox (a clone of the suite's template); else a fresh one.
+    ``events``: measure the rate over the first this many arrivals (the rest still pending), not the whole drain."""
     if url is None:
         url = asyncio.run(new_database(database, workdir))
         run_child(trees, code, "prefill", url=url, runs=runs)
@@ -413,7 +414,7 @@ def drain(
         )  # fmt: skip
     try:
         try:
-            wait_for(services, 5 * runs, within=3600, watch=bridges)
+            wait_for(services, min(events or 5 * runs, 5 * runs), within=3600, watch=bridges)
         except RuntimeError:
             raise RuntimeError(Path(logs[0].name).read_text()[-3000:]) from None
         stats = services.stats()
