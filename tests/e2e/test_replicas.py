@@ -163,6 +163,37 @@ async def test_every_replica_delivers_its_share_of_a_few_busy_runs(
                 await replica.kill()
 
 
+async def test_a_replica_started_while_the_others_are_busy_gets_its_share(
+    tmp_path: Path, sim: Simulator, sim_url: str, receiver: WebhookReceiver, database_url: str
+) -> None:
+    # Claims renewed 100 s apart: a replica that counted the others only at renewals would not
+    # know of the newcomer before this work is done.
+    config = replica_config(receiver, claim_ttl=300)
+    replicas = await start_replicas(2, tmp_path, sim_url, config, database_url)
+    try:
+        # Two replicas take the heads of all ten runs between them and, slowed by the
+        # receiver, still hold every one of them when a third replica starts.
+        receiver.delay = 0.5
+        runs = [sim.create_run(state="INPROGRESS")["run_id"] for _ in range(10)]
+        for run_id in runs:
+            for _ in range(30):
+                sim.add_artifact(run_id, "PULL_REQUEST")
+        await wait_until(lambda: len(receiver.accepted) >= 10, what="delivery under way")
+        workdir = tmp_path / "late"
+        workdir.mkdir()
+        late = BridgeProcess(workdir, sim_url, config, {"OZ_BRIDGE_DATABASE_URL": database_url})
+        replicas.append(late)
+        await late.start()
+        receiver.delay = 0.05
+        await wait_until(lambda: len(receiver.accepted) >= 10 * 32, within=60, what="every event")
+        await wait_until(lambda: nothing_pending(database_url), what="every delivery recorded")
+        assert await late.metric('oz_bridge_deliveries_total{outcome="delivered",target="audit"}') > 0
+    finally:
+        for replica in replicas:
+            if replica.proc is not None and replica.proc.returncode is None:
+                await replica.kill()
+
+
 ORDER = {"run.created": 0, "run.queued": 1}
 
 
