@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bridge import config_checks
 from bridge.delivery import DeliveryWorker
 from bridge.inbound import Inbound, build_inbound
-from bridge.leadership import Leadership
+from bridge.leadership import LEASE_INTERVALS, Leadership
 from bridge.logs import get_logger, redactor
 from bridge.metrics import Metrics
 from bridge.notifiers.base import Notifier
@@ -39,6 +39,7 @@ from bridge.web import build_web_app, make_runner
 log = get_logger("bridge.app")
 POLL_JOB = "poll"
 START_POINT_WITHIN = 5.0  # seconds start-up waits for the API's time on first boot
+LAPSE_MARGIN = 0.05  # seconds after the leader's lease runs out that a follower looks again
 HOUSEKEEPING_JOB = "housekeeping"
 SCHEDULE_JOB = "schedule"
 Clock = Callable[[], datetime]
@@ -91,7 +92,7 @@ class Bridge:
         self._schedule_lock = asyncio.Lock()
         single_replica = sqlite_path(settings.database_url) is not None
         self.leadership = Leadership(
-            self.engine, ttl=3 * settings.poll.interval, shared=not single_replica, clock=clock
+            self.engine, ttl=LEASE_INTERVALS * settings.poll.interval, shared=not single_replica, clock=clock
         )
         self.port: int | None = None
         redactor.register(secrets_of(settings))
@@ -223,11 +224,24 @@ class Bridge:
                 return
             self.metrics.is_leader.set(1 if leading else 0)
             if not leading:
+                self._look_again_when_the_lease_lapses()
                 return
             backoff = await self.poller.tick()
         if backoff is not None and self.scheduler.running:
             with contextlib.suppress(JobLookupError):  # shutting down: nothing left to reschedule
                 self.scheduler.modify_job(POLL_JOB, next_run_time=datetime.now(UTC) + timedelta(seconds=backoff))
+
+    def _look_again_when_the_lease_lapses(self) -> None:
+        """A follower's ticks keep a phase of their own, so a dead leader's lease could run out up
+        to an interval before anyone looks; readiness leaves one interval after the lease for the
+        new leader's first poll, and would spend it all waiting. So when the lease runs out before
+        the next tick, the next tick moves to that moment; a live leader renews it long before."""
+        lapses_in = self.leadership.lapses_in(self.clock())
+        if lapses_in is None or lapses_in >= self.settings.poll.interval or not self.scheduler.running:
+            return
+        when = datetime.now(UTC) + timedelta(seconds=max(0.0, lapses_in) + LAPSE_MARGIN)
+        with contextlib.suppress(JobLookupError):  # shutting down
+            self.scheduler.modify_job(POLL_JOB, next_run_time=when)
 
     async def _schedule_job(self) -> None:
         """Reminders, stuck runs, budgets and digests: on the replica that polls."""

@@ -29,6 +29,10 @@ async def leading(bridge: BridgeProcess) -> bool:
     return await bridge.metric("oz_bridge_is_leader") == 1
 
 
+async def ready(bridge: BridgeProcess) -> bool:
+    return (await bridge.get("/readyz"))[0] == 200
+
+
 async def test_one_replica_polls_every_replica_serves_and_a_follower_takes_over(
     tmp_path: Path,
     sim: Simulator,
@@ -188,6 +192,39 @@ async def test_a_replica_started_while_the_others_are_busy_gets_its_share(
         await wait_until(lambda: len(receiver.accepted) >= 10 * 32, within=60, what="every event")
         await wait_until(lambda: nothing_pending(database_url), what="every delivery recorded")
         assert await late.metric('oz_bridge_deliveries_total{outcome="delivered",target="audit"}') > 0
+    finally:
+        for replica in replicas:
+            if replica.proc is not None and replica.proc.returncode is None:
+                await replica.kill()
+
+
+async def test_survivors_stay_ready_while_one_takes_over_from_a_killed_leader(
+    tmp_path: Path, sim: Simulator, sim_url: str, receiver: WebhookReceiver, database_url: str
+) -> None:
+    config = replica_config(receiver)
+    config["poll"]["interval"] = 2.0  # lease 6 s: readiness gives the new leader until 8 s to poll
+    replicas = await start_replicas(2, tmp_path, sim_url, config, database_url)
+    try:
+
+        async def one_leads_all_ready() -> bool:
+            roles = [await leading(r) for r in replicas]
+            return sorted(roles) == [False, True] and all([await ready(r) for r in replicas])
+
+        await wait_until(one_leads_all_ready, what="one leader, every replica ready")
+        leader, follower = replicas if await leading(replicas[0]) else replicas[::-1]
+        polls_before = await follower.metric("oz_bridge_polls_total")
+        await leader.kill()  # keeps the lease until it runs out
+        answers: list[int] = []
+
+        async def took_over_and_polled() -> bool:
+            answers.append((await follower.get("/readyz"))[0])
+            return await follower.metric("oz_bridge_polls_total") > polls_before
+
+        await wait_until(took_over_and_polled, within=20, what="the follower to take over and poll")
+        assert await leading(follower)
+        assert set(answers) == {200}, answers  # never unready: the lease lapsed, then it polled at once
+        run_id = sim.create_run()["run_id"]
+        await wait_until(lambda: any(b["run"]["run_id"] == run_id for b in receiver.accepted), what="a new run")
     finally:
         for replica in replicas:
             if replica.proc is not None and replica.proc.returncode is None:
