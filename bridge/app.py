@@ -39,6 +39,7 @@ from bridge.web import build_web_app, make_runner
 log = get_logger("bridge.app")
 POLL_JOB = "poll"
 START_POINT_WITHIN = 5.0  # seconds start-up waits for the API's time on first boot
+OUTBOX_GAUGES_EVERY = 2.0  # seconds: the outbox gauges are counted at most this often, however often scraped
 LAPSE_MARGIN = 0.05  # seconds after the leader's lease runs out that a follower looks again
 HOUSEKEEPING_JOB = "housekeeping"
 SCHEDULE_JOB = "schedule"
@@ -95,6 +96,7 @@ class Bridge:
             self.engine, ttl=LEASE_INTERVALS * settings.poll.interval, shared=not single_replica, clock=clock
         )
         self.port: int | None = None
+        self._gauged_at: datetime | None = None
         redactor.register(secrets_of(settings))
 
     async def start(self) -> None:
@@ -278,18 +280,28 @@ class Bridge:
         return ready, detail
 
     async def render_metrics(self) -> bytes:
+        await self._count_outbox()
+        return self.metrics.render()
+
+    async def _count_outbox(self) -> None:
+        """Refresh the outbox gauges, at most once per ``OUTBOX_GAUGES_EVERY`` whoever scrapes and
+        however often (several Prometheus servers, a dashboard, curl in a loop): the count costs in
+        proportion to the rows pending and dead, so it must not run on every request."""
+        now = self.clock()
+        if self._gauged_at is not None and 0 <= (now - self._gauged_at).total_seconds() < OUTBOX_GAUGES_EVERY:
+            return
+        self._gauged_at = now  # before the count: scrapes meanwhile, or a database that fails, wait too
         try:
             async with self.engine.connect() as conn:
-                counts = await outbox.counts_by_status(conn)
+                counts = await outbox.gauge_counts(conn)
             # Built-in targets (the Slack thread of runs started from Slack) have queues too.
             self.metrics.set_outbox_counts(counts, sorted(set(self.settings.targets) | set(self.notifiers)))
         except Exception:
             log.warning("could not refresh outbox gauges", exc_info=True)
-        return self.metrics.render()
 
     async def pending_deliveries(self) -> int:
         async with self.engine.connect() as conn:
-            counts = await outbox.counts_by_status(conn)
+            counts = await outbox.gauge_counts(conn)
         return sum(n for (_target, status), n in counts.items() if status == outbox.PENDING)
 
     async def stop(self) -> None:

@@ -244,3 +244,16 @@ async def test_run_body_ids_are_never_reused_so_a_cached_body_is_never_another_r
         await outbox.enqueue(conn, [(second, "t")], now)
         [again] = await conn.run_sync(outbox.claim, "w", "t", now, 1, TTL, cache)
     assert again.run == second.run
+
+
+async def test_the_gauges_count_pending_and_dead_rows_by_target_and_never_delivered_ones(engine: AsyncEngine) -> None:
+    now = datetime.now(UTC)
+    a = diff_run(None, make_run("a"), START, NOW)
+    b = diff_run(None, make_run("b"), START, NOW)
+    async with engine.begin() as conn:
+        await outbox.enqueue(conn, [(e, "t") for e in a + b] + [(e, "u") for e in a], now)
+        heads = await claim(conn, "w", now)  # the heads of a and b at t
+        await settle(conn, "w", [done(heads[0], now), Settlement(heads[1], "dead", now, error="HTTP 410")])
+        counts = await outbox.gauge_counts(conn)
+        assert counts == {("t", "pending"): len(a + b) - 2, ("t", "dead"): 1, ("u", "pending"): len(a)}
+        assert counts == await outbox.counts_by_status(conn)  # what the gauges meant before, for less
