@@ -32,7 +32,7 @@ from bridge.schedule_job import ScheduleJob
 from bridge.settings import RouteSettings, Settings
 from bridge.store import outbox
 from bridge.store import runs as run_store
-from bridge.store.engine import create_engine, migrate, sqlite_path
+from bridge.store.engine import WalCheckpointer, create_engine, migrate, sqlite_path
 from bridge.store.wakeups import Wakeups
 from bridge.web import build_web_app, make_runner
 
@@ -77,7 +77,9 @@ class Bridge:
         # One notion of "now" for everything that stores or compares times (the demo plays on a shifted one).
         self.clock = clock
         self.metrics = Metrics()
-        self.engine: AsyncEngine = create_engine(settings.database_url)
+        self.engine: AsyncEngine = create_engine(settings.database_url, own_checkpoints=True)
+        path = sqlite_path(settings.database_url)
+        self.checkpointer = WalCheckpointer(path) if path is not None else None
         self.oz = build_client(settings.oz)
         self.http: aiohttp.ClientSession | None = None
         self.slack: SlackContext | None = None
@@ -100,6 +102,8 @@ class Bridge:
         redactor.register(secrets_of(settings))
 
     async def start(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.start()
         await migrate(self.engine)
         if sqlite_path(self.settings.database_url) is not None:
             # One replica on SQLite: claims left by a killed process are ours to take back.
@@ -338,6 +342,8 @@ class Bridge:
         if self.http is not None:
             await self.http.close()
         await self.oz.close()
+        if self.checkpointer is not None:
+            await self.checkpointer.stop()
         await self.engine.dispose()
         log.info("oz-bridge stopped")
 
