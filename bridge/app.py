@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bridge import config_checks
 from bridge.delivery import DeliveryWorker
 from bridge.inbound import Inbound, build_inbound
-from bridge.leadership import Leadership
+from bridge.leadership import LEASE_INTERVALS, Leadership
 from bridge.logs import get_logger, redactor
 from bridge.metrics import Metrics
 from bridge.notifiers.base import Notifier
@@ -32,13 +32,15 @@ from bridge.schedule_job import ScheduleJob
 from bridge.settings import RouteSettings, Settings
 from bridge.store import outbox
 from bridge.store import runs as run_store
-from bridge.store.engine import create_engine, migrate, sqlite_path
+from bridge.store.engine import WalCheckpointer, create_engine, migrate, sqlite_path
 from bridge.store.wakeups import Wakeups
 from bridge.web import build_web_app, make_runner
 
 log = get_logger("bridge.app")
 POLL_JOB = "poll"
 START_POINT_WITHIN = 5.0  # seconds start-up waits for the API's time on first boot
+OUTBOX_GAUGES_EVERY = 2.0  # seconds: the outbox gauges are counted at most this often, however often scraped
+LAPSE_MARGIN = 0.05  # seconds after the leader's lease runs out that a follower looks again
 HOUSEKEEPING_JOB = "housekeeping"
 SCHEDULE_JOB = "schedule"
 Clock = Callable[[], datetime]
@@ -75,7 +77,9 @@ class Bridge:
         # One notion of "now" for everything that stores or compares times (the demo plays on a shifted one).
         self.clock = clock
         self.metrics = Metrics()
-        self.engine: AsyncEngine = create_engine(settings.database_url)
+        self.engine: AsyncEngine = create_engine(settings.database_url, own_checkpoints=True)
+        path = sqlite_path(settings.database_url)
+        self.checkpointer = WalCheckpointer(path) if path is not None else None
         self.oz = build_client(settings.oz)
         self.http: aiohttp.ClientSession | None = None
         self.slack: SlackContext | None = None
@@ -91,12 +95,15 @@ class Bridge:
         self._schedule_lock = asyncio.Lock()
         single_replica = sqlite_path(settings.database_url) is not None
         self.leadership = Leadership(
-            self.engine, ttl=3 * settings.poll.interval, shared=not single_replica, clock=clock
+            self.engine, ttl=LEASE_INTERVALS * settings.poll.interval, shared=not single_replica, clock=clock
         )
         self.port: int | None = None
+        self._gauged_at: datetime | None = None
         redactor.register(secrets_of(settings))
 
     async def start(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.start()
         await migrate(self.engine)
         if sqlite_path(self.settings.database_url) is not None:
             # One replica on SQLite: claims left by a killed process are ours to take back.
@@ -223,11 +230,24 @@ class Bridge:
                 return
             self.metrics.is_leader.set(1 if leading else 0)
             if not leading:
+                self._look_again_when_the_lease_lapses()
                 return
             backoff = await self.poller.tick()
         if backoff is not None and self.scheduler.running:
             with contextlib.suppress(JobLookupError):  # shutting down: nothing left to reschedule
                 self.scheduler.modify_job(POLL_JOB, next_run_time=datetime.now(UTC) + timedelta(seconds=backoff))
+
+    def _look_again_when_the_lease_lapses(self) -> None:
+        """A follower's ticks keep a phase of their own, so a dead leader's lease could run out up
+        to an interval before anyone looks; readiness leaves one interval after the lease for the
+        new leader's first poll, and would spend it all waiting. So when the lease runs out before
+        the next tick, the next tick moves to that moment; a live leader renews it long before."""
+        lapses_in = self.leadership.lapses_in(self.clock())
+        if lapses_in is None or lapses_in >= self.settings.poll.interval or not self.scheduler.running:
+            return
+        when = datetime.now(UTC) + timedelta(seconds=max(0.0, lapses_in) + LAPSE_MARGIN)
+        with contextlib.suppress(JobLookupError):  # shutting down
+            self.scheduler.modify_job(POLL_JOB, next_run_time=when)
 
     async def _schedule_job(self) -> None:
         """Reminders, stuck runs, budgets and digests: on the replica that polls."""
@@ -264,18 +284,28 @@ class Bridge:
         return ready, detail
 
     async def render_metrics(self) -> bytes:
+        await self._count_outbox()
+        return self.metrics.render()
+
+    async def _count_outbox(self) -> None:
+        """Refresh the outbox gauges, at most once per ``OUTBOX_GAUGES_EVERY`` whoever scrapes and
+        however often (several Prometheus servers, a dashboard, curl in a loop): the count costs in
+        proportion to the rows pending and dead, so it must not run on every request."""
+        now = self.clock()
+        if self._gauged_at is not None and 0 <= (now - self._gauged_at).total_seconds() < OUTBOX_GAUGES_EVERY:
+            return
+        self._gauged_at = now  # before the count: scrapes meanwhile, or a database that fails, wait too
         try:
             async with self.engine.connect() as conn:
-                counts = await outbox.counts_by_status(conn)
+                counts = await outbox.gauge_counts(conn)
             # Built-in targets (the Slack thread of runs started from Slack) have queues too.
             self.metrics.set_outbox_counts(counts, sorted(set(self.settings.targets) | set(self.notifiers)))
         except Exception:
             log.warning("could not refresh outbox gauges", exc_info=True)
-        return self.metrics.render()
 
     async def pending_deliveries(self) -> int:
         async with self.engine.connect() as conn:
-            counts = await outbox.counts_by_status(conn)
+            counts = await outbox.gauge_counts(conn)
         return sum(n for (_target, status), n in counts.items() if status == outbox.PENDING)
 
     async def stop(self) -> None:
@@ -312,6 +342,8 @@ class Bridge:
         if self.http is not None:
             await self.http.close()
         await self.oz.close()
+        if self.checkpointer is not None:
+            await self.checkpointer.stop()
         await self.engine.dispose()
         log.info("oz-bridge stopped")
 

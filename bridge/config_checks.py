@@ -43,6 +43,7 @@ def problems(settings: Settings, *, allow_disabled: bool = False) -> list[str]:
             found.append(f"{where}.name: {digest.name!r} is used by an earlier digest; digest names must be unique")
         seen_names.add(digest.name)
         found += _unknown_targets(settings, where, digest.to)
+        found += _creator_dms(settings, where, digest.to)
     if not allow_disabled:
         found += [
             f"targets.{name}: a slack target needs SLACK_BOT_TOKEN to be set" for name in disabled_targets(settings)
@@ -57,6 +58,19 @@ def _unknown_targets(settings: Settings, where: str, names: list[str]) -> list[s
         for position, name in enumerate(names)
         if name not in settings.targets
     ]
+
+
+def _creator_dms(settings: Settings, where: str, names: list[str]) -> list[str]:
+    """A digest tells of many runs at once: it has no creator to send a DM to."""
+    found = []
+    for position, name in enumerate(names):
+        target = settings.targets.get(name)
+        if isinstance(target, SlackTarget) and target.channel == "@creator":
+            found.append(
+                f'{where}.to[{position}]: target {name!r} is a DM to each run\'s creator (channel: "@creator"), '
+                "but a digest has no creator; send it to a channel"
+            )
+    return found
 
 
 def warnings(settings: Settings) -> list[str]:

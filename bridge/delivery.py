@@ -142,6 +142,7 @@ class DeliveryWorker:
         self._renew_every = settings.claim_ttl / 3
         self._renewed_at = -math.inf
         self._replicas = 1
+        self._counted_at = -math.inf
         self._targets = set(notifiers)
         self._discovered_at = -math.inf
         self._bodies = BodyCache()
@@ -228,7 +229,7 @@ class DeliveryWorker:
         queue_heads.renew(conn, self.holder, now, self._ttl)
         if self._shared:
             leases.hold_in(conn, REPLICA_LEASE_PREFIX + self.holder, self.holder, now, self._ttl)
-            self._replicas = max(1, leases.count_live(conn, REPLICA_LEASE_PREFIX, now))
+            self._count_replicas(conn, now)
         if time.monotonic() - self._discovered_at >= TARGET_DISCOVERY_EVERY:
             self._targets = set(self._notifiers) | set(queue_heads.targets(conn))
             self._discovered_at = time.monotonic()
@@ -237,6 +238,8 @@ class DeliveryWorker:
         """Each target has its own ``concurrency`` slots, so a slow or failing target can
         never starve the others; a claim asks only for the free slots (and, with several
         replicas sharing fewer queues than slots, for this replica's share)."""
+        if self._shared and time.monotonic() - self._counted_at >= self._settings.check_interval:
+            self._count_replicas(conn, now)
         slots = free.get(target, self._settings.concurrency)
         if self._replicas > 1:
             queues = queue_heads.count(conn, target, cap=self._settings.concurrency * self._replicas)
@@ -245,6 +248,14 @@ class DeliveryWorker:
         if slots <= 0:
             return []
         return outbox.claim(conn, self.holder, target, now, slots, self._ttl, self._bodies)
+
+    def _count_replicas(self, conn: Connection, now: datetime) -> None:
+        """How many replicas share the work, as often as this worker looks for work (not only at
+        renewals, a third of the claim TTL apart): a replica that counted before another started
+        would take a share too large for that long, and keep it, since a finished head is claimed
+        again in the same transaction, so the newcomer could find nothing to do for a whole burst."""
+        self._replicas = max(1, leases.count_live(conn, REPLICA_LEASE_PREFIX, now))
+        self._counted_at = time.monotonic()
 
     def _claim_targets(self) -> set[str]:
         """The configured targets, and any other target rows were found queued for."""

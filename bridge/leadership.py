@@ -20,6 +20,7 @@ from bridge.store import leases
 
 log = get_logger("bridge.leadership")
 POLLER_LEASE = "poller"
+LEASE_INTERVALS = 3  # the poller lease lasts this many poll intervals, renewed at every tick
 
 
 class Leadership:
@@ -36,6 +37,13 @@ class Leadership:
         self._clock = clock
         self.holder = f"replica-{uuid.uuid4().hex[:12]}"
         self.is_leader = not shared
+        self._others_until: datetime | None = None  # when the leader's lease runs out, as last read
+
+    def lapses_in(self, now: datetime) -> float | None:
+        """On a follower: seconds until the leader's lease (as read at the last claim) runs out."""
+        if self.is_leader or self._others_until is None:
+            return None
+        return (self._others_until - now).total_seconds()
 
     async def claim(self) -> bool:
         """Renew or take the poller lease; returns whether this replica should poll now."""
@@ -43,6 +51,7 @@ class Leadership:
             return True
         async with self._engine.begin() as conn:
             leading = await leases.hold(conn, POLLER_LEASE, self.holder, self._clock(), self._ttl)
+            self._others_until = None if leading else await conn.run_sync(leases.expiry_in, POLLER_LEASE)
         if leading != self.is_leader:
             log.info("took the poller lease" if leading else "another replica polls", holder=self.holder)
         self.is_leader = leading

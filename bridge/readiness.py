@@ -1,7 +1,10 @@
 """``/readyz``: whether this replica is fit for traffic, and in words what slows or stops polling.
 
-Ready means the database answers and the last poll succeeded within three
+Ready means the database answers and the last poll succeeded within four
 poll intervals (on a follower: the leader's last poll, read from the store).
+Four is the poller lease (three intervals) and one more: a leader that dies
+keeps its lease until it runs out, a follower takes it over then and polls,
+and until that poll every replica only has the dead leader's to go by.
 Whatever slows polling without stopping it (a large clock skew, a poll cut
 short at the page limit, a backoff under way) is listed in ``warnings``.
 """
@@ -12,8 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bridge.leadership import LEASE_INTERVALS
 from bridge.store.runs import PollState
 
+STALE_INTERVALS = LEASE_INTERVALS + 1  # poll intervals without a successful poll before not ready
 SKEW_WARNING = 30.0  # seconds of API clock skew worth telling an operator about
 
 
@@ -67,6 +72,7 @@ def assess(
         return False, {**detail, "reason": "no successful poll yet", "poll_error": error}
     age = (now - last).total_seconds()
     detail.update(last_poll_success=last.isoformat(), last_poll_age_seconds=round(age, 3))
-    if age > 3 * interval:
-        return False, {**detail, "reason": "no successful poll within 3 poll intervals", "poll_error": error}
+    if age > STALE_INTERVALS * interval:
+        reason = f"no successful poll within {STALE_INTERVALS} poll intervals"
+        return False, {**detail, "reason": reason, "poll_error": error}
     return True, detail

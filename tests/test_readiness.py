@@ -21,13 +21,21 @@ def test_ready_after_a_recent_poll_with_its_age_and_role() -> None:
     assert detail["api_clock_skew_seconds"] == 0.4 and "warnings" not in detail
 
 
-def test_not_ready_without_a_poll_within_three_intervals_says_why_in_words() -> None:
+def test_not_ready_without_a_poll_within_four_intervals_says_why_in_words() -> None:
     status = PollStatus(3, "rate_limited", "the Oz API is rate limiting polls (429 on GET /agent/runs)", 30.0)
-    ready, detail = assess(state(50), status, True, NOW, 15)
-    assert not ready and detail["reason"] == "no successful poll within 3 poll intervals"
+    ready, detail = assess(state(61), status, True, NOW, 15)
+    assert not ready and detail["reason"] == "no successful poll within 4 poll intervals"
     assert detail["poll_error"].startswith("the Oz API is rate limiting polls")
     assert detail["poll_problem"] == "rate_limited" and detail["poll_backoff_seconds"] == 30.0
     assert any("backing off" in w for w in detail["warnings"])
+
+
+def test_a_follower_stays_ready_while_another_takes_over_a_dead_leaders_lease() -> None:
+    # The lease (3 intervals) ran out and a follower took it; its first poll is under way.
+    ready, detail = assess(state(3.5 * 15), None, False, NOW, 15)
+    assert ready and detail["role"] == "follower"
+    ready, detail = assess(state(4 * 15 + 1), None, False, NOW, 15)  # nobody took over: a real stall
+    assert not ready and detail["reason"] == "no successful poll within 4 poll intervals"
 
 
 def test_a_follower_reports_the_leaders_problem_and_skew_from_the_store() -> None:

@@ -245,6 +245,23 @@ def test_digest_targets_and_names_are_cross_checked(tmp_path: Path) -> None:
     ]
 
 
+def test_a_digest_sent_to_run_creators_is_an_error_naming_the_digest_and_the_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    text = (
+        "targets:\n  mine: {type: slack, channel: '@creator'}\n  team: {type: slack, channel: '#team'}\n"
+        "routes:\n  - {name: mine, events: ['*'], to: [mine]}\n"  # a route may DM a run's creator
+        "digests:\n  - {name: mornings, cron: '0 9 * * *', to: [team, mine]}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text))
+    assert caught.value.problems == [
+        "digests[0] (mornings).to[1]: target 'mine' is a DM to each run's creator (channel: \"@creator\"), "
+        "but a digest has no creator; send it to a channel"
+    ]
+
+
 def test_route_names_come_from_the_environment_when_routes_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OZ_BRIDGE_ROUTES", '[{"name": "from-env", "events": [], "to": ["c"]}]')
     with pytest.raises(ConfigError) as caught:

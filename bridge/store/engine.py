@@ -15,9 +15,12 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
+from bridge.logs import get_logger
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
+log = get_logger("bridge.store.engine")
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration's revision (tests/store/test_migrations.py checks it against Alembic's head).
 # Known here so that a start on an up-to-date schema needs no Alembic at all: importing it and
@@ -43,7 +46,9 @@ def sqlite_path(url: str) -> Path | None:
     return None
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, own_checkpoints: bool = False) -> AsyncEngine:
+    """With ``own_checkpoints`` (SQLite), commits never checkpoint the WAL: the caller runs a
+    ``WalCheckpointer`` beside the engine, which keeps the WAL from growing without bound."""
     path = sqlite_path(url)
     if path is None:
         return create_async_engine(async_url(url), pool_pre_ping=True)
@@ -54,11 +59,11 @@ def create_engine(url: str) -> AsyncEngine:
     engine = create_async_engine(
         async_url(url), connect_args={"timeout": 30}, pool_size=1, max_overflow=0, pool_timeout=60
     )
-    _make_sqlite_serialisable(engine)
+    _make_sqlite_serialisable(engine, own_checkpoints)
     return engine
 
 
-def _make_sqlite_serialisable(engine: AsyncEngine) -> None:
+def _make_sqlite_serialisable(engine: AsyncEngine, own_checkpoints: bool = False) -> None:
     """WAL for concurrent readers, and BEGIN IMMEDIATE so two writers queue on the
     busy timeout instead of failing when a read transaction tries to upgrade."""
 
@@ -70,6 +75,10 @@ def _make_sqlite_serialisable(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        if own_checkpoints:
+            # Else the commit that fills the WAL past 1000 pages copies them all into the database
+            # (and syncs it) before it returns, on the thread every transaction of the bridge waits for.
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -212,3 +221,64 @@ class TransactionRunner:
             if self._connection is not None:
                 connection, self._connection = self._connection, None
                 await connection.close()
+
+
+CHECKPOINT_EVERY = 5.0  # seconds between checkpoints of a SQLite WAL
+TRUNCATE_WAL_ABOVE = 64 * 1024 * 1024  # bytes of WAL file past which a checkpoint also truncates it
+CHECKPOINT_BUSY_TIMEOUT = 0.5  # seconds a truncating checkpoint waits for the write lock and readers
+
+
+class WalCheckpointer:
+    """Checkpoints a SQLite database's WAL every few seconds, off the hot path.
+
+    The app's connections have ``wal_autocheckpoint=0`` (``create_engine(own_checkpoints=True)``);
+    this copies the WAL into the database on a connection of its own, in a thread of the
+    default executor, so no commit of the bridge ever waits for it. A PASSIVE checkpoint
+    takes no lock and waits for nobody: it moves what no reader still needs, and the next
+    writer then starts the WAL file over from its beginning, so the file stops growing.
+    Should it have grown past ``truncate_above`` anyway (a long reader held the old pages),
+    a TRUNCATE follows: it waits briefly for the write lock and readers, has little left to
+    copy after the PASSIVE one, and cuts the file back to nothing.
+    """
+
+    def __init__(self, path: Path, every: float = CHECKPOINT_EVERY, truncate_above: int = TRUNCATE_WAL_ABOVE) -> None:
+        self._path = path
+        self._wal = path.with_name(path.name + "-wal")
+        self._every = every
+        self._truncate_above = truncate_above
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.last: tuple[int, int, int] | None = None  # (busy, WAL frames, frames checkpointed) of the latest
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="sqlite-checkpoints")
+
+    async def stop(self) -> None:
+        """Let a checkpoint under way finish, then stop; the engine's last connection to close
+        checkpoints what is left (SQLite does that on close) and removes the WAL."""
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=self._every)
+            if self._stopping.is_set():
+                return
+            try:
+                self.last = await asyncio.to_thread(self.checkpoint)
+            except (sqlite3.Error, OSError) as exc:
+                log.warning("could not checkpoint the SQLite WAL; will try again", error=str(exc))
+
+    def checkpoint(self) -> tuple[int, int, int]:
+        """One checkpoint, blocking: PASSIVE, then TRUNCATE when the WAL file is large."""
+        connection = sqlite3.connect(self._path, timeout=CHECKPOINT_BUSY_TIMEOUT, isolation_level=None)
+        try:
+            result = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if self._wal.exists() and self._wal.stat().st_size > self._truncate_above:
+                result = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            busy, frames, moved = result
+            return int(busy), int(frames), int(moved)
+        finally:
+            connection.close()

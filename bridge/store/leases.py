@@ -34,6 +34,12 @@ def release_in(conn: Connection, name: str, holder: str) -> None:
     conn.execute(delete(leases).where(leases.c.name == name, leases.c.holder == holder))
 
 
+def expiry_in(conn: Connection, name: str) -> datetime | None:
+    """When the lease ``name`` runs out (its holder's clock), or None when nobody holds it."""
+    expires: datetime | None = conn.execute(select(leases.c.expires_at).where(leases.c.name == name)).scalar()
+    return expires
+
+
 def count_live(conn: Connection, prefix: str, now: datetime) -> int:
     """How many unexpired leases have a name starting with ``prefix`` (replica heartbeats)."""
     query = select(func.count()).where(leases.c.name.startswith(prefix, autoescape=True), leases.c.expires_at > now)

@@ -345,3 +345,27 @@ async def counts_by_status(conn: AsyncConnection) -> dict[tuple[str, str], int]:
 async def rows_for_run(conn: AsyncConnection, run_id: str) -> list[OutboxRow]:
     """Every row of one run, oldest first, with the bodies still stored (delivered rows have none)."""
     return await conn.run_sync(rows_for_run_in, run_id)
+
+
+# --- the outbox gauges --------------------------------------------------------------------
+
+
+def gauge_counts_in(conn: Connection) -> dict[tuple[str, str], int]:
+    """(target, status) → rows pending or dead, for the outbox-depth and dead-letter gauges.
+
+    One equality on the leading column of ``ix_outbox_queue`` per status, grouped by its
+    second: an index-only range of the pending and dead rows, never the delivered ones
+    kept for ``delivery.retention`` (``status != 'delivered'`` read them all).
+    """
+    counts: dict[tuple[str, str], int] = {}
+    for status in (PENDING, DEAD):
+        rows = conn.execute(
+            select(outbox.c.target, func.count()).where(outbox.c.status == status).group_by(outbox.c.target)
+        )
+        counts.update({(target, status): int(count) for target, count in rows})
+    return counts
+
+
+async def gauge_counts(conn: AsyncConnection) -> dict[tuple[str, str], int]:
+    """(target, status) → rows pending or dead, for the outbox-depth and dead-letter gauges."""
+    return await conn.run_sync(gauge_counts_in)

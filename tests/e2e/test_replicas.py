@@ -29,6 +29,10 @@ async def leading(bridge: BridgeProcess) -> bool:
     return await bridge.metric("oz_bridge_is_leader") == 1
 
 
+async def ready(bridge: BridgeProcess) -> bool:
+    return (await bridge.get("/readyz"))[0] == 200
+
+
 async def test_one_replica_polls_every_replica_serves_and_a_follower_takes_over(
     tmp_path: Path,
     sim: Simulator,
@@ -157,6 +161,70 @@ async def test_every_replica_delivers_its_share_of_a_few_busy_runs(
 
         await wait_until(all_recorded, what="every delivery recorded")
         assert all(count > 0 for count in delivered), delivered
+    finally:
+        for replica in replicas:
+            if replica.proc is not None and replica.proc.returncode is None:
+                await replica.kill()
+
+
+async def test_a_replica_started_while_the_others_are_busy_gets_its_share(
+    tmp_path: Path, sim: Simulator, sim_url: str, receiver: WebhookReceiver, database_url: str
+) -> None:
+    # Claims renewed 100 s apart: a replica that counted the others only at renewals would not
+    # know of the newcomer before this work is done.
+    config = replica_config(receiver, claim_ttl=300)
+    replicas = await start_replicas(2, tmp_path, sim_url, config, database_url)
+    try:
+        # Two replicas take the heads of all ten runs between them and, slowed by the
+        # receiver, still hold every one of them when a third replica starts.
+        receiver.delay = 0.5
+        runs = [sim.create_run(state="INPROGRESS")["run_id"] for _ in range(10)]
+        for run_id in runs:
+            for _ in range(30):
+                sim.add_artifact(run_id, "PULL_REQUEST")
+        await wait_until(lambda: len(receiver.accepted) >= 10, what="delivery under way")
+        workdir = tmp_path / "late"
+        workdir.mkdir()
+        late = BridgeProcess(workdir, sim_url, config, {"OZ_BRIDGE_DATABASE_URL": database_url})
+        replicas.append(late)
+        await late.start()
+        receiver.delay = 0.05
+        await wait_until(lambda: len(receiver.accepted) >= 10 * 32, within=60, what="every event")
+        await wait_until(lambda: nothing_pending(database_url), what="every delivery recorded")
+        assert await late.metric('oz_bridge_deliveries_total{outcome="delivered",target="audit"}') > 0
+    finally:
+        for replica in replicas:
+            if replica.proc is not None and replica.proc.returncode is None:
+                await replica.kill()
+
+
+async def test_survivors_stay_ready_while_one_takes_over_from_a_killed_leader(
+    tmp_path: Path, sim: Simulator, sim_url: str, receiver: WebhookReceiver, database_url: str
+) -> None:
+    config = replica_config(receiver)
+    config["poll"]["interval"] = 2.0  # lease 6 s: readiness gives the new leader until 8 s to poll
+    replicas = await start_replicas(2, tmp_path, sim_url, config, database_url)
+    try:
+
+        async def one_leads_all_ready() -> bool:
+            roles = [await leading(r) for r in replicas]
+            return sorted(roles) == [False, True] and all([await ready(r) for r in replicas])
+
+        await wait_until(one_leads_all_ready, what="one leader, every replica ready")
+        leader, follower = replicas if await leading(replicas[0]) else replicas[::-1]
+        polls_before = await follower.metric("oz_bridge_polls_total")
+        await leader.kill()  # keeps the lease until it runs out
+        answers: list[int] = []
+
+        async def took_over_and_polled() -> bool:
+            answers.append((await follower.get("/readyz"))[0])
+            return await follower.metric("oz_bridge_polls_total") > polls_before
+
+        await wait_until(took_over_and_polled, within=20, what="the follower to take over and poll")
+        assert await leading(follower)
+        assert set(answers) == {200}, answers  # never unready: the lease lapsed, then it polled at once
+        run_id = sim.create_run()["run_id"]
+        await wait_until(lambda: any(b["run"]["run_id"] == run_id for b in receiver.accepted), what="a new run")
     finally:
         for replica in replicas:
             if replica.proc is not None and replica.proc.returncode is None:

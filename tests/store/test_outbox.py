@@ -259,3 +259,16 @@ async def test_a_row_whose_run_body_is_gone_is_dead_lettered_never_sent_without_
     assert sorted((d.target, d.event_id) for d in dead) == [("t", first.id), ("u", second.id)]
     assert all("run body" in (d.last_error or "") for d in dead)
     assert heads_left == 0
+
+
+async def test_the_gauges_count_pending_and_dead_rows_by_target_and_never_delivered_ones(engine: AsyncEngine) -> None:
+    now = datetime.now(UTC)
+    a = diff_run(None, make_run("a"), START, NOW)
+    b = diff_run(None, make_run("b"), START, NOW)
+    async with engine.begin() as conn:
+        await outbox.enqueue(conn, [(e, "t") for e in a + b] + [(e, "u") for e in a], now)
+        heads = await claim(conn, "w", now)  # the heads of a and b at t
+        await settle(conn, "w", [done(heads[0], now), Settlement(heads[1], "dead", now, error="HTTP 410")])
+        counts = await outbox.gauge_counts(conn)
+        assert counts == {("t", "pending"): len(a + b) - 2, ("t", "dead"): 1, ("u", "pending"): len(a)}
+        assert counts == await outbox.counts_by_status(conn)  # what the gauges meant before, for less
