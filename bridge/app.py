@@ -78,7 +78,9 @@ class Bridge:
         self.clock = clock
         self.metrics = Metrics()
         self.engine: AsyncEngine = create_engine(settings.database_url, own_checkpoints=True)
+        # SQLite means one replica: no shared leases, and claims left by a killed process are ours.
         path = sqlite_path(settings.database_url)
+        self.single_replica = path is not None
         self.checkpointer = WalCheckpointer(path) if path is not None else None
         self.oz = build_client(settings.oz)
         self.http: aiohttp.ClientSession | None = None
@@ -93,9 +95,8 @@ class Bridge:
         self._runner: web.AppRunner | None = None
         self._poll_lock = asyncio.Lock()
         self._schedule_lock = asyncio.Lock()
-        single_replica = sqlite_path(settings.database_url) is not None
         self.leadership = Leadership(
-            self.engine, ttl=LEASE_INTERVALS * settings.poll.interval, shared=not single_replica, clock=clock
+            self.engine, ttl=LEASE_INTERVALS * settings.poll.interval, shared=not self.single_replica, clock=clock
         )
         self.port: int | None = None
         self._gauged_at: datetime | None = None
@@ -105,8 +106,7 @@ class Bridge:
         if self.checkpointer is not None:
             self.checkpointer.start()
         await migrate(self.engine)
-        if sqlite_path(self.settings.database_url) is not None:
-            # One replica on SQLite: claims left by a killed process are ours to take back.
+        if self.single_replica:  # claims left by a killed process are ours to take back
             async with self.engine.begin() as conn:
                 await outbox.release_claims(conn)
         self.http = aiohttp.ClientSession()
@@ -114,14 +114,13 @@ class Bridge:
             self.slack = SlackContext(self.settings.slack, self.engine, self.metrics, self.oz)
         self.notifiers = build_notifiers(self.settings, NotifierDeps(http=self.http, slack=self.slack))
         run_targets = [thread_run_target()] if self.slack is not None else []
-        single_replica = sqlite_path(self.settings.database_url) is not None
         self.delivery = DeliveryWorker(
             self.engine,
             self.notifiers,
             self.settings.delivery,
             self.metrics,
             clock=self.clock,
-            shared=not single_replica,
+            shared=not self.single_replica,
         )
         routes = self._active_routes()
         self.poller = Poller(
@@ -147,7 +146,7 @@ class Bridge:
         )
         await self._fix_start_point()
         self._tasks.append(asyncio.create_task(self.delivery.run(), name="delivery"))
-        if not single_replica:  # every replica delivers: wake them all when rows are queued
+        if not self.single_replica:  # every replica delivers: wake them all when rows are queued
             wakeups = Wakeups(self.settings.database_url, self.delivery.wake)
             self._tasks.append(asyncio.create_task(wakeups.run(), name="delivery-wakeups"))
         await self._start_inbound()
